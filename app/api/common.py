@@ -1,0 +1,35 @@
+"""Helpers shared by the endpoint modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from app.api.auth import Principal, authenticate, request_token
+from app.config import Settings
+from app.store.db import database
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def in_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run blocking database work in the thread pool, with a connection for its duration."""
+
+    def run() -> T:
+        with database.connection_context():
+            return fn(*args, **kwargs)
+
+    return await run_in_threadpool(run)
+
+
+async def principal_of(request: Request) -> Principal:
+    return await in_db(authenticate, request_token(request))
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings

@@ -1,0 +1,199 @@
+"""``/api/instance/*``: create, list and delete WhatsApp instances (API.md, Instances)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.api.activation import Activation, activate
+from app.api.auth import require_account_token, resolve_instance
+from app.api.chatwoot import base_url_refusal, integration_request
+from app.api.common import in_db, principal_of, settings_of
+from app.api.errors import ApiError, invalid_body
+from app.api.middleware import GATE_MESSAGE
+from app.api.validation import (
+    http_url,
+    optional_bool,
+    optional_str,
+    read_json_object,
+    required_str,
+)
+from app.config import Settings
+from app.integrations.urlguard import UrlNotAllowed, check_url_allowed
+from app.management import instances as service
+from app.management.integrations import rfc3339, save_rejected_request
+from app.relay.provisioning import IntegrationRequest
+from app.store.models import PROVIDER_CLOUD, PROVIDER_GATEWAY, ChatwootIntegration, Instance
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{8,256}")
+NAME_TAKEN = "Instance name already exists"
+TOKEN_TAKEN = "Instance token already exists"  # noqa: S105
+NO_ENCRYPTION_KEY = "encryption key not configured"
+
+
+def parse_new_instance(body: dict[str, Any]) -> service.NewInstance:
+    name = required_str(body, "name", max_len=64, pattern=NAME_PATTERN)
+    token = optional_str(body, "token", max_len=256, pattern=TOKEN_PATTERN)
+    provider = required_str(body, "provider", max_len=16)
+    if provider == PROVIDER_CLOUD:
+        cloud = service.CloudSettings(
+            phone_number_id=required_str(body, "cloudPhoneNumberId", max_len=64),
+            access_token=required_str(body, "cloudAccessToken", max_len=2000),
+            app_secret=required_str(body, "cloudAppSecret", max_len=500),
+            verify_token=optional_str(body, "cloudVerifyToken", max_len=500),
+            api_base_url=http_url(body, "cloudApiBaseUrl", required=False),
+        )
+        return service.NewInstance(name=name, provider=provider, token=token, cloud=cloud)
+    if provider == PROVIDER_GATEWAY:
+        base_url = http_url(body, "gatewayBaseUrl", required=True)
+        assert base_url is not None
+        gateway = service.GatewaySettings(
+            base_url=base_url,
+            token=required_str(body, "gatewayToken", max_len=2000),
+            instance=optional_str(body, "gatewayInstance", max_len=200),
+        )
+        return service.NewInstance(name=name, provider=provider, token=token, gateway=gateway)
+    raise invalid_body("provider", 'must be "cloud" or "gateway"')
+
+
+async def guard_provider_urls(settings: Settings, spec: service.NewInstance) -> None:
+    """The WhatsApp side's URLs receive our secrets: same private-address rule as Chatwoot."""
+    checks = []
+    if spec.gateway is not None:
+        checks.append(("gatewayBaseUrl", spec.gateway.base_url))
+    if spec.cloud is not None and spec.cloud.api_base_url is not None:
+        checks.append(("cloudApiBaseUrl", spec.cloud.api_base_url))
+    for field, url in checks:
+        try:
+            await run_in_threadpool(
+                check_url_allowed, url, allow_private=settings.allow_private_urls
+            )
+        except UrlNotAllowed as exc:
+            raise ApiError(400, f"{field} is not allowed: {exc}") from exc
+
+
+async def new_instance(request: Request) -> JSONResponse:
+    settings = settings_of(request)
+    principal = await principal_of(request)
+    account = require_account_token(principal)
+    body = await read_json_object(request)
+    spec = parse_new_instance(body)
+    chatwoot_wanted = optional_bool(body, "chatwootEnabled")
+    wanted = integration_request(body, spec.name) if chatwoot_wanted else None
+    await guard_provider_urls(settings, spec)
+    if settings.current_key() is None:
+        raise ApiError(503, NO_ENCRYPTION_KEY)
+    try:
+        created = await in_db(service.create_instance, account, spec)
+    except service.InstanceNameTaken as exc:
+        raise ApiError(409, NAME_TAKEN) from exc
+    except service.InstanceTokenTaken as exc:
+        raise ApiError(409, TOKEN_TAKEN) from exc
+    payload: dict[str, Any] = {
+        "success": True,
+        "message": "Instance created",
+        "instance": _created_instance_json(settings, created),
+    }
+    if wanted is not None:
+        payload["chatwoot"] = await _inline_activation(settings, created.instance, wanted)
+    return JSONResponse(payload, status_code=201)
+
+
+def _created_instance_json(settings: Settings, created: service.CreatedInstance) -> dict[str, Any]:
+    instance = created.instance
+    shown: dict[str, Any] = {
+        "name": instance.name,
+        "token": created.token,
+        "provider": instance.provider,
+        "webhookUrl": service.whatsapp_webhook_url(settings, instance),
+    }
+    if created.verify_token is not None:
+        shown["verifyToken"] = created.verify_token
+    shown["createdAt"] = rfc3339(instance.created_at)
+    return shown
+
+
+async def _inline_activation(
+    settings: Settings, instance: Instance, wanted: IntegrationRequest
+) -> dict[str, Any]:
+    """Activate Chatwoot for a new instance; a failure is reported, never fatal."""
+    if not settings.chatwoot_module_enabled:
+        return {"status": "error", "error": GATE_MESSAGE}
+    refusal = await base_url_refusal(settings, wanted)
+    if refusal is not None:
+        rejected = await in_db(save_rejected_request, instance, wanted, refusal)
+        return _activation_json(Activation(rejected, settled=True))
+    return _activation_json(await activate(settings, instance, wanted))
+
+
+def _activation_json(activation: Activation) -> dict[str, Any]:
+    integration = activation.integration
+    failure = activation.failure
+    if failure is not None:
+        return {
+            "status": "error",
+            "error": failure.message,
+            "bridge_integration_id": integration.id,
+        }
+    if not activation.settled:
+        return {"status": "provisioning", "bridge_integration_id": integration.id}
+    return {
+        "status": integration.status,
+        "bridge_integration_id": integration.id,
+        "chatwoot_inbox_id": integration.chatwoot_inbox_id,
+    }
+
+
+def _instance_summary(
+    settings: Settings, instance: Instance, integration: ChatwootIntegration | None
+) -> dict[str, Any]:
+    return {
+        "name": instance.name,
+        "provider": instance.provider,
+        "webhookUrl": service.whatsapp_webhook_url(settings, instance),
+        "createdAt": rfc3339(instance.created_at),
+        "chatwoot": {
+            "enabled": integration is not None,
+            "status": integration.status if integration is not None else None,
+        },
+    }
+
+
+async def list_instances(request: Request) -> JSONResponse:
+    settings = settings_of(request)
+    principal = await principal_of(request)
+    if principal.instance is not None:
+        own = principal.instance
+        rows = [(own, await in_db(service.integration_of, own))]
+    else:
+        raw = request.query_params.get("instanceName")
+        names = [n.strip() for n in raw.split(",") if n.strip()] if raw else None
+        rows = await in_db(service.list_instances, principal.account, names)
+    found = [_instance_summary(settings, inst, integ) for inst, integ in rows]
+    noun = "Instance" if len(found) == 1 else "Instances"
+    return JSONResponse(
+        {"success": True, "message": f"{len(found)} {noun} found", "instances": found}
+    )
+
+
+async def delete_instance(request: Request) -> JSONResponse:
+    principal = await principal_of(request)
+    require_account_token(principal)
+    instance = await in_db(resolve_instance, principal, request.path_params["instance"])
+    await in_db(service.delete_instance, instance)
+    return JSONResponse(
+        {"success": True, "message": "Instance deleted", "instance": {"status": "deleted"}}
+    )
+
+
+routes = [
+    Route("/api/instance/new", new_instance, methods=["POST"]),
+    Route("/api/instance/list", list_instances, methods=["GET"]),
+    Route("/api/instance/delete/{instance}", delete_instance, methods=["DELETE"]),
+]

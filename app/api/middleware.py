@@ -1,0 +1,163 @@
+"""ASGI middleware for the management API: the module gate, rate limits and access logs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.auth import presented_token
+from app.api.errors import error_response
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("wootbridge.access")
+
+GATE_MESSAGE = "integration gateway not configured"
+RATE_LIMITED = "Rate limit exceeded. Try again later."
+WINDOW_SECONDS = 60
+
+
+class ChatwootModuleGate:
+    """``/api/chatwoot/*`` answers 503 before anything else when the module is off."""
+
+    def __init__(self, app: ASGIApp, *, enabled: bool) -> None:
+        self.app = app
+        self.enabled = enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.enabled
+            and scope["type"] == "http"
+            and scope["path"].startswith("/api/chatwoot/")
+        ):
+            await error_response(503, GATE_MESSAGE)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    limit: int
+
+
+class RateLimiter:
+    """Fixed one-minute windows counted in Redis, per token (per client address without one).
+
+    Every ``/api/`` request counts in the general bucket; ``POST /api/instance/new`` also counts
+    in its own, smaller bucket. Headers describe the tightest bucket that applies. If Redis is
+    unreachable the request goes through (and the failure is logged): losing rate limiting
+    for a moment is better than refusing every management call.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, redis: aioredis.Redis, general: int, new_instance: int
+    ) -> None:
+        self.app = app
+        self.redis = redis
+        self.general = Bucket("all", general)
+        self.new_instance = Bucket("new", new_instance)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        buckets = [self.general]
+        if scope["method"] == "POST" and scope["path"].rstrip("/") == "/api/instance/new":
+            buckets.append(self.new_instance)
+        headers = await self._count(_caller_key(scope), buckets)
+        if headers is None:
+            await self.app(scope, receive, send)
+            return
+        if int(headers["X-RateLimit-Remaining"]) < 0:
+            headers["X-RateLimit-Remaining"] = "0"
+            headers["Retry-After"] = str(
+                max(1, int(headers["X-RateLimit-Reset"]) - int(time.time()))
+            )
+            await error_response(429, RATE_LIMITED, headers)(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _count(self, caller: str, buckets: list[Bucket]) -> dict[str, str] | None:
+        window = int(time.time()) // WINDOW_SECONDS
+        reset = (window + 1) * WINDOW_SECONDS
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for bucket in buckets:
+                    key = f"wootbridge:rl:{bucket.name}:{caller}:{window}"
+                    pipe.incr(key)
+                    pipe.expire(key, WINDOW_SECONDS + 5)
+                results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limiting skipped, Redis unavailable: %s", type(exc).__name__)
+            return None
+        tightest = min(
+            ((b, int(results[i * 2])) for i, b in enumerate(buckets)),
+            key=lambda pair: pair[0].limit - pair[1],
+        )
+        bucket, used = tightest
+        return {
+            "X-RateLimit-Limit": str(bucket.limit),
+            "X-RateLimit-Remaining": str(bucket.limit - used),
+            "X-RateLimit-Reset": str(reset),
+        }
+
+
+def _caller_key(scope: Scope) -> str:
+    token = presented_token(Headers(scope=scope), QueryParams(scope.get("query_string", b"")))
+    if token:
+        return "t:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    client = scope.get("client") or ("unknown", 0)
+    return f"ip:{client[0]}"
+
+
+class AccessLog:
+    """One line per request: method, path (never the query string, which may hold a token),
+    status and duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            access_logger.info(
+                "%s %s %s %.1fms",
+                scope["method"],
+                _loggable_path(scope["path"]),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def _loggable_path(path: str) -> str:
+    """Webhook paths embed a secret as their last segment; mask it."""
+    if path.startswith("/webhooks/chatwoot/"):
+        head, _, _secret = path.rpartition("/")
+        return f"{head}/***"
+    return path

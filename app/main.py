@@ -1,0 +1,66 @@
+"""create_app(): routes, middleware, exception handlers and lifespan of the web process."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from app.api import chatwoot, instances, ops
+from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from app.api.middleware import AccessLog, ChatwootModuleGate, RateLimiter
+from app.config import Settings, get_settings, use_settings
+from app.logs import configure_logging
+from app.store import init_store
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    use_settings(settings)
+    init_store(settings)
+    redis = aioredis.Redis.from_url(
+        settings.effective_redis_url(), socket_timeout=2, socket_connect_timeout=2
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    app = Starlette(
+        routes=[*ops.routes, *instances.routes, *chatwoot.routes],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(ChatwootModuleGate, enabled=settings.chatwoot_module_enabled),
+            Middleware(
+                RateLimiter,
+                redis=redis,
+                general=settings.rate_limit_per_minute,
+                new_instance=settings.rate_limit_new_instance_per_minute,
+            ),
+        ],
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.redis = redis
+    return app
+
+
+def asgi_app() -> Starlette:
+    """Factory for ``uvicorn --factory app.main:asgi_app`` (reads the environment)."""
+    configure_logging()
+    return create_app()

@@ -1,0 +1,1 @@
+"""Management domain: instances and their Chatwoot integrations (no HTTP framework here)."""

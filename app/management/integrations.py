@@ -1,0 +1,189 @@
+"""Chatwoot integration lifecycle: record a ``set``, wait for provisioning, pause, resume,
+delete, and the relay counters ``list`` shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import cast
+
+import peewee
+
+from app.relay.provisioning import IntegrationRequest, ProvisioningFailure
+from app.store.db import database
+from app.store.ids import new_id, new_token
+from app.store.models import (
+    EVENT_DELIVERED,
+    EVENT_FAILED,
+    EVENT_PENDING,
+    STATE_ERROR,
+    STATE_PROVISIONING,
+    ChatwootIntegration,
+    Instance,
+    RelayEvent,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def save_request(
+    instance: Instance, request: IntegrationRequest
+) -> tuple[ChatwootIntegration, int]:
+    """Store the configuration of a ``set`` and claim the next provisioning generation.
+
+    A repeat ``set`` keeps the integration id, webhook secret and stored inbox id, so the
+    worker updates the inbox it made before instead of creating another.
+    """
+    with database.atomic():
+        integration = ChatwootIntegration.get_or_none(ChatwootIntegration.instance == instance)
+        created = integration is None
+        if integration is None:
+            integration = ChatwootIntegration(id=new_id("int"), instance=instance)
+            integration.set_secret("webhook_secret", new_token())
+            integration.state = STATE_PROVISIONING
+        _apply_request(integration, request)
+        integration.paused = False
+        integration.save(force_insert=created)
+        ChatwootIntegration.update(
+            provision_requested=ChatwootIntegration.provision_requested + 1
+        ).where(ChatwootIntegration.id == integration.id).execute()
+        generation = int(
+            ChatwootIntegration.select(ChatwootIntegration.provision_requested)
+            .where(ChatwootIntegration.id == integration.id)
+            .scalar()
+        )
+    return integration, generation
+
+
+def save_rejected_request(
+    instance: Instance, request: IntegrationRequest, failure: ProvisioningFailure
+) -> ChatwootIntegration:
+    """Record an activation that failed before any job ran (``instance/new`` only)."""
+    integration, generation = save_request(instance, request)
+    return record_failure(integration.id, generation, failure) or integration
+
+
+def record_failure(
+    integration_id: str, generation: int, failure: ProvisioningFailure
+) -> ChatwootIntegration | None:
+    """Settle ``generation`` as failed without a job (e.g. the queue was unreachable)."""
+    with database.atomic():
+        ChatwootIntegration.update(
+            state=STATE_ERROR,
+            last_error=failure.message,
+            last_error_http_status=failure.http_status,
+            provision_completed=generation,
+            updated_at=utcnow(),
+        ).where(
+            (ChatwootIntegration.id == integration_id)
+            & (ChatwootIntegration.provision_completed < generation)
+        ).execute()
+    return reload(integration_id)
+
+
+def _apply_request(integration: ChatwootIntegration, request: IntegrationRequest) -> None:
+    integration.chatwoot_base_url = request.base_url
+    integration.chatwoot_account_id = request.account_id
+    integration.set_secret("chatwoot_api_token", request.api_token)
+    integration.chatwoot_inbox_name = request.inbox_name
+    integration.sign_messages = request.sign_messages
+    integration.ignore_groups = request.ignore_groups
+    integration.start_as_pending = request.start_as_pending
+    integration.reopen_resolved = request.reopen_resolved
+
+
+def reload(integration_id: str) -> ChatwootIntegration | None:
+    found: ChatwootIntegration | None = ChatwootIntegration.get_or_none(
+        ChatwootIntegration.id == integration_id
+    )
+    return found
+
+
+def settled(integration_id: str, generation: int) -> tuple[bool, ChatwootIntegration | None]:
+    """Whether the job for ``generation`` has recorded its outcome, with the current row.
+
+    A deleted integration counts as settled (there is nothing left to wait for).
+    """
+    integration = reload(integration_id)
+    if integration is None:
+        return True, None
+    return integration.provision_completed >= generation, integration
+
+
+def set_paused(integration: ChatwootIntegration, paused: bool) -> ChatwootIntegration:
+    with database.atomic():
+        ChatwootIntegration.update(paused=paused, updated_at=utcnow()).where(
+            ChatwootIntegration.id == integration.id
+        ).execute()
+    integration.paused = paused
+    logger.info("integration %s %s", integration.id, "paused" if paused else "resumed")
+    return integration
+
+
+def delete_integration(integration: ChatwootIntegration) -> int:
+    """Remove the integration (Chatwoot data stays); returns the pending events dropped."""
+    with database.atomic():
+        dropped = pending_events(ChatwootIntegration.id == integration.id)
+        RelayEvent.delete().where(RelayEvent.integration == integration.id).execute()
+        integration.delete_instance()
+    logger.info("integration %s deleted; %d pending relay events dropped", integration.id, dropped)
+    return dropped
+
+
+def pending_events(integration_filter: peewee.Expression) -> int:
+    return int(
+        RelayEvent.select()
+        .join(ChatwootIntegration)
+        .where(integration_filter & (RelayEvent.status == EVENT_PENDING))
+        .count()
+    )
+
+
+@dataclass(frozen=True)
+class RelayCounters:
+    pending: int
+    delivered: int
+    failed: int
+    last_delivered_at: str | None
+
+
+def relay_counters(integration: ChatwootIntegration) -> RelayCounters:
+    """Counts by status and the last delivery time, straight from the store."""
+    query = (
+        RelayEvent.select(
+            RelayEvent.status,
+            peewee.fn.COUNT(RelayEvent.id),
+            peewee.fn.MAX(RelayEvent.delivered_at),
+        )
+        .where(RelayEvent.integration == integration.id)
+        .group_by(RelayEvent.status)
+        .tuples()
+    )
+    rows = cast("Iterable[tuple[str, int, object]]", query)
+    counts: dict[str, int] = {}
+    last: object = None
+    for status, count, last_delivered in rows:
+        counts[status] = int(count)
+        if status == EVENT_DELIVERED:
+            last = last_delivered
+    return RelayCounters(
+        pending=counts.get(EVENT_PENDING, 0),
+        delivered=counts.get(EVENT_DELIVERED, 0),
+        failed=counts.get(EVENT_FAILED, 0),
+        last_delivered_at=rfc3339(last) if last else None,
+    )
+
+
+def rfc3339(value: object) -> str:
+    """Format a stored UTC timestamp as ``2026-04-20T10:15:30Z``.
+
+    Aggregates (``MAX``) come back from SQLite as text, so strings are parsed first.
+    """
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"not a timestamp: {type(value).__name__}")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

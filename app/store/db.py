@@ -1,0 +1,47 @@
+"""The database, chosen by ``DATABASE_URL`` through ``playhouse.db_url``.
+
+Models bind to :data:`database` (a proxy) so they can be declared before settings are read.
+PostgreSQL URLs get a connection pool; SQLite runs in WAL mode with full fsync, because a
+webhook is acknowledged only after its event is durably committed.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import peewee
+from playhouse.db_url import connect
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+}
+_POSTGRES_SCHEMES = {"postgres", "postgresql"}
+
+
+def open_database(url: str) -> peewee.Database:
+    """Connect ``database`` to ``url`` and return the concrete database object."""
+    scheme = urlsplit(url).scheme
+    if scheme in _POSTGRES_SCHEMES:
+        pooled = url.replace(f"{scheme}://", f"{scheme}+pool://", 1)
+        db = connect(pooled, max_connections=32, stale_timeout=300, timeout=10)
+    elif scheme.startswith("sqlite"):
+        db = connect(url, pragmas=SQLITE_PRAGMAS)
+    else:
+        db = connect(url)
+    database.initialize(db)
+    opened: peewee.Database = db
+    return opened
+
+
+def describe(url: str) -> str:
+    """The URL with any password removed, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,194 @@
+"""Peewee models: accounts, instances, Chatwoot integrations and relay events.
+
+Primary keys are random strings generated before insert, so that encrypted fields can bind
+their ciphertext to ``<table>/<id>/<field>`` as associated data. Fields listed in a model's
+``SECRET_FIELDS`` hold ciphertext only; use :meth:`SecretFieldsMixin.get_secret` and
+:meth:`SecretFieldsMixin.set_secret` to read and write them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import peewee
+
+from app.store.crypto import Cipher, associated_data
+from app.store.db import database
+
+_cipher: Cipher | None = None
+
+
+class SecretsUnavailable(RuntimeError):
+    """No ENCRYPTION_KEY is configured, so secrets can be neither stored nor read."""
+
+
+def configure_cipher(cipher: Cipher | None) -> None:
+    global _cipher
+    _cipher = cipher
+
+
+def get_cipher() -> Cipher:
+    if _cipher is None:
+        raise SecretsUnavailable("ENCRYPTION_KEY is not configured")
+    return _cipher
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+class BaseModel(peewee.Model):
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+    def save(self, *args: Any, **kwargs: Any) -> int:
+        self.updated_at = utcnow()
+        return int(super().save(*args, **kwargs))
+
+
+class SecretFieldsMixin:
+    """Transparent AES-256-GCM for the columns named in ``SECRET_FIELDS``."""
+
+    SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    id: Any
+    _meta: Any
+
+    def _aad(self, field: str) -> bytes:
+        if field not in self.SECRET_FIELDS:
+            raise KeyError(field)
+        return associated_data(self._meta.table_name, str(self.id), field)
+
+    def set_secret(self, field: str, value: str | None) -> None:
+        stored = None if value is None else get_cipher().encrypt(value, self._aad(field))
+        setattr(self, field, stored)
+
+    def get_secret(self, field: str) -> str | None:
+        stored = getattr(self, field)
+        if stored is None:
+            return None
+        return get_cipher().decrypt(stored, self._aad(field))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+class Account(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=40)
+    name = peewee.CharField(max_length=200)
+    token_hash = peewee.CharField(max_length=64, unique=True)
+
+    def __repr__(self) -> str:
+        return f"<Account {self.id}>"
+
+
+PROVIDER_CLOUD = "cloud"
+PROVIDER_GATEWAY = "gateway"
+
+
+class Instance(SecretFieldsMixin, BaseModel):
+    """A WhatsApp number and how to reach it. Names are unique across the deployment
+    because they appear in webhook URLs (``/webhooks/whatsapp/<provider>/<name>``)."""
+
+    SECRET_FIELDS = frozenset(
+        {"cloud_access_token", "cloud_app_secret", "cloud_verify_token", "gateway_token"}
+    )
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    account = peewee.ForeignKeyField(Account, backref="instances", on_delete="CASCADE")
+    name = peewee.CharField(max_length=64, unique=True)
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    provider = peewee.CharField(max_length=16)
+    cloud_phone_number_id = peewee.CharField(max_length=64, null=True)
+    cloud_api_base_url = peewee.CharField(max_length=500, null=True)
+    cloud_access_token = peewee.TextField(null=True)
+    cloud_app_secret = peewee.TextField(null=True)
+    cloud_verify_token = peewee.TextField(null=True)
+    gateway_base_url = peewee.CharField(max_length=500, null=True)
+    gateway_instance = peewee.CharField(max_length=200, null=True)
+    gateway_token = peewee.TextField(null=True)
+
+
+STATE_PROVISIONING = "provisioning"
+STATE_ACTIVE = "active"
+STATE_ERROR = "error"
+STATUS_PAUSED = "paused"
+
+
+class ChatwootIntegration(SecretFieldsMixin, BaseModel):
+    """One instance's link to a Chatwoot inbox. ``id`` is the public ``bridge_integration_id``.
+
+    ``state`` is what provisioning and relaying last found (provisioning/active/error);
+    ``paused`` is the operator's switch. The status clients see is derived from both.
+    ``provision_requested``/``provision_completed`` are generation counters that let a ``set``
+    request wait for the job it enqueued, and let a stale job step aside for a newer one.
+    """
+
+    SECRET_FIELDS = frozenset({"chatwoot_api_token", "webhook_secret", "inbox_secret"})
+
+    id = peewee.CharField(primary_key=True, max_length=40)
+    instance = peewee.ForeignKeyField(
+        Instance, backref="integrations", unique=True, on_delete="CASCADE"
+    )
+    chatwoot_base_url = peewee.CharField(max_length=500)
+    chatwoot_account_id = peewee.IntegerField()
+    chatwoot_api_token = peewee.TextField()
+    chatwoot_inbox_id = peewee.IntegerField(null=True)
+    chatwoot_inbox_name = peewee.CharField(max_length=255)
+    webhook_secret = peewee.TextField()
+    inbox_secret = peewee.TextField(null=True)
+    state = peewee.CharField(max_length=16, default=STATE_PROVISIONING)
+    paused = peewee.BooleanField(default=False)
+    last_error = peewee.TextField(default="")
+    last_error_http_status = peewee.IntegerField(null=True)
+    sign_messages = peewee.BooleanField(default=False)
+    ignore_groups = peewee.BooleanField(default=False)
+    start_as_pending = peewee.BooleanField(default=False)
+    reopen_resolved = peewee.BooleanField(default=False)
+    provision_requested = peewee.IntegerField(default=0)
+    provision_completed = peewee.IntegerField(default=0)
+
+    @property
+    def status(self) -> str:
+        if self.state == STATE_PROVISIONING:
+            return STATE_PROVISIONING
+        return STATUS_PAUSED if self.paused else str(self.state)
+
+
+EVENT_PENDING = "pending"
+EVENT_DELIVERED = "delivered"
+EVENT_FAILED = "failed"
+
+
+class RelayEvent(BaseModel):
+    """One event to relay, stored before its webhook is acknowledged.
+
+    ``natural_key`` (e.g. WhatsApp message id + kind) is unique per integration and direction,
+    which makes a redelivered webhook a no-op. ``chat_key`` groups the events whose order
+    must be kept.
+    """
+
+    id = peewee.BigAutoField()
+    integration = peewee.ForeignKeyField(ChatwootIntegration, backref="events", on_delete="CASCADE")
+    direction = peewee.CharField(max_length=16)
+    natural_key = peewee.CharField(max_length=255)
+    chat_key = peewee.CharField(max_length=255)
+    kind = peewee.CharField(max_length=32)
+    payload = peewee.TextField()
+    status = peewee.CharField(max_length=16, default=EVENT_PENDING, index=True)
+    attempts = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(default="")
+    delivered_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("integration", "direction", "natural_key"), True),
+            (("integration", "status", "chat_key", "id"), False),
+        )
+
+
+ALL_MODELS: list[type[peewee.Model]] = [Account, Instance, ChatwootIntegration, RelayEvent]

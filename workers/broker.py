@@ -1,0 +1,38 @@
+"""The Dramatiq broker: Redis from ``REDIS_URL``, namespaced by ``QUEUE_NAMESPACE``."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage, Middleware
+
+from app.config import Settings, get_settings
+from app.store import init_store
+
+logger = logging.getLogger(__name__)
+
+
+class StoreSetup(Middleware):
+    """Opens the database and the cipher in every worker process once it has booted."""
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        init_store(get_settings())
+        logger.info("worker process ready")
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=settings.effective_redis_url(), namespace=settings.queue_namespace
+    )
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(StoreSetup())
+    return broker
+
+
+def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    """Install the project's broker as Dramatiq's global broker (before actors are declared)."""
+    broker = build_broker(settings or get_settings())
+    dramatiq.set_broker(broker)
+    return broker
