@@ -11,6 +11,7 @@ from typing import cast
 
 import peewee
 
+from app.relay import provisioning
 from app.relay.provisioning import IntegrationRequest, ProvisioningFailure
 from app.store.db import database
 from app.store.ids import new_id, new_token
@@ -18,7 +19,6 @@ from app.store.models import (
     EVENT_DELIVERED,
     EVENT_FAILED,
     EVENT_PENDING,
-    STATE_ERROR,
     STATE_PROVISIONING,
     ChatwootIntegration,
     Instance,
@@ -69,18 +69,8 @@ def save_rejected_request(
 def record_failure(
     integration_id: str, generation: int, failure: ProvisioningFailure
 ) -> ChatwootIntegration | None:
-    """Settle ``generation`` as failed without a job (e.g. the queue was unreachable)."""
-    with database.atomic():
-        ChatwootIntegration.update(
-            state=STATE_ERROR,
-            last_error=failure.message,
-            last_error_http_status=failure.http_status,
-            provision_completed=generation,
-            updated_at=utcnow(),
-        ).where(
-            (ChatwootIntegration.id == integration_id)
-            & (ChatwootIntegration.provision_completed < generation)
-        ).execute()
+    """Settle ``generation`` as failed without a job; returns the updated integration."""
+    provisioning.record_failure(integration_id, generation, failure)
     return reload(integration_id)
 
 

@@ -183,20 +183,18 @@ def provision(integration_id: str, generation: int) -> None:
             inbox = _run(integration, settings)
         except NotAdministrator as exc:
             failure = forbidden(integration.chatwoot_account_id, str(exc))
-            _record_failure(integration, generation, failure)
+            record_failure(integration_id, generation, failure)
         except (RemoteError, UrlNotAllowed, NotAMember) as exc:
             failure = classify(exc, integration.chatwoot_base_url, integration.chatwoot_account_id)
-            _record_failure(integration, generation, failure)
+            record_failure(integration_id, generation, failure)
         else:
             _record_success(integration, generation, inbox)
 
 
 def record_internal_failure(integration_id: str, generation: int, exc: BaseException) -> None:
     """Called when the job gave up on an unexpected error, so ``set`` never waits forever."""
-    integration = _load(integration_id)
-    if integration is not None:
-        failure = ProvisioningFailure(500, f"provisioning failed: {type(exc).__name__}")
-        _record_failure(integration, generation, failure)
+    failure = ProvisioningFailure(500, f"provisioning failed: {type(exc).__name__}")
+    record_failure(integration_id, generation, failure)
 
 
 def _load(integration_id: str) -> ChatwootIntegration | None:
@@ -210,44 +208,43 @@ def _load(integration_id: str) -> ChatwootIntegration | None:
 def _record_success(
     integration: ChatwootIntegration, generation: int, inbox: dict[str, Any]
 ) -> None:
-    integration.chatwoot_inbox_id = int(inbox["id"])  # presence checked by _run
-    integration.chatwoot_inbox_name = str(inbox.get("name") or integration.chatwoot_inbox_name)
+    inbox_id = int(inbox["id"])  # presence checked by _run
     secret = inbox.get("secret")
     if secret:
         integration.set_secret("inbox_secret", str(secret))
-    logger.info(
-        "integration %s active with inbox %s", integration.id, integration.chatwoot_inbox_id
+    logger.info("integration %s active with inbox %s", integration.id, inbox_id)
+    _settle(
+        integration.id,
+        generation,
+        chatwoot_inbox_id=inbox_id,
+        chatwoot_inbox_name=str(inbox.get("name") or integration.chatwoot_inbox_name),
+        inbox_secret=integration.inbox_secret,
+        state=STATE_ACTIVE,
+        last_error="",
+        last_error_http_status=None,
     )
-    _store_outcome(integration, generation, STATE_ACTIVE, "", None)
 
 
-def _record_failure(
-    integration: ChatwootIntegration, generation: int, failure: ProvisioningFailure
-) -> None:
-    logger.warning("integration %s provisioning failed: %s", integration.id, failure.message)
-    _store_outcome(integration, generation, STATE_ERROR, failure.message, failure.http_status)
+def record_failure(integration_id: str, generation: int, failure: ProvisioningFailure) -> None:
+    """Settle ``generation`` as failed (by the job, or by the web process when it could not
+    even enqueue the job)."""
+    logger.warning("integration %s provisioning failed: %s", integration_id, failure.message)
+    _settle(
+        integration_id,
+        generation,
+        state=STATE_ERROR,
+        last_error=failure.message,
+        last_error_http_status=failure.http_status,
+    )
 
 
-def _store_outcome(
-    integration: ChatwootIntegration,
-    generation: int,
-    state: str,
-    last_error: str,
-    http_status: int | None,
-) -> None:
-    """Write the outcome unless a newer request has completed in the meantime."""
+def _settle(integration_id: str, generation: int, **fields: Any) -> None:
+    """Write an outcome unless a newer request has completed in the meantime."""
     with database.atomic():
         ChatwootIntegration.update(
-            chatwoot_inbox_id=integration.chatwoot_inbox_id,
-            chatwoot_inbox_name=integration.chatwoot_inbox_name,
-            inbox_secret=integration.inbox_secret,
-            state=state,
-            last_error=last_error,
-            last_error_http_status=http_status,
-            provision_completed=generation,
-            updated_at=utcnow(),
+            provision_completed=generation, updated_at=utcnow(), **fields
         ).where(
-            (ChatwootIntegration.id == integration.id)
+            (ChatwootIntegration.id == integration_id)
             & (ChatwootIntegration.provision_completed < generation)
         ).execute()
 

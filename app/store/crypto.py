@@ -41,7 +41,8 @@ class Cipher:
     """Encrypts with the current key; decrypts with the current or any old key."""
 
     def __init__(self, current: bytes, old: Iterable[bytes] = ()) -> None:
-        if len(current) != 32:
+        old = list(old)
+        if any(len(key) != 32 for key in [current, *old]):
             raise ValueError("AES-256 needs a 32-byte key")
         self._current_id = key_id(current)
         self._keys: dict[str, AESGCM] = {self._current_id: AESGCM(current)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from starlette.testclient import TestClient
 
 from tests.fakes.chatwoot import FakeChatwoot
@@ -62,3 +63,14 @@ def set_body(fake: FakeChatwoot, account_id: int, token: str, **extra: Any) -> d
     }
     body.update(extra)
     return body
+
+
+def error_message(response: httpx.Response, status: int) -> str:
+    """The message of an error envelope, after checking the status and the envelope's shape."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"success", "error"}, body
+    assert body["success"] is False, body
+    assert set(body["error"]) == {"message"}, body
+    message: str = body["error"]["message"]
+    return message

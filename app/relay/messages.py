@@ -1,0 +1,172 @@
+"""The normalized events both WhatsApp providers are parsed into.
+
+Parsers (``cloud_parser``, ``gateway_parser``) turn a webhook body into these; the intake stores
+them as JSON (:meth:`to_json`) under their natural key, and the relay rebuilds them
+(:func:`event_from_json`). Nothing here knows HTTP, Dramatiq or Chatwoot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+MessageKind = Literal[
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+    "unsupported",
+    "system",
+]
+Direction = Literal["incoming", "outgoing"]
+StatusName = Literal["sent", "delivered", "read", "failed"]
+
+MEDIA_KINDS = frozenset({"image", "video", "audio", "document", "sticker"})
+
+
+@dataclass(frozen=True)
+class Media:
+    """Where the bytes of an attachment can be fetched from.
+
+    Cloud API: ``media_id`` (``GET /{media-id}`` gives a short-lived URL); ``url`` when the
+    webhook already carries one. Gateway: ``url`` or inline ``base64``.
+    """
+
+    mime_type: str | None = None
+    media_id: str | None = None
+    url: str | None = None
+    base64: str | None = None
+    filename: str | None = None
+    voice: bool = False
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+    name: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class SharedContact:
+    name: str
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    organization: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One WhatsApp message seen by the instance.
+
+    ``chat_id`` identifies the conversation: the customer's canonical number (digits only,
+    E.164 without ``+``) for a private chat, or the group JID. ``sender_*`` is who wrote it
+    (differs from the chat in groups). ``direction`` is ``outgoing`` for messages the business
+    sent from its own phone (gateway only): they go into Chatwoot as outgoing and must never
+    be sent back to WhatsApp.
+    """
+
+    message_id: str
+    chat_id: str
+    sender_id: str
+    kind: MessageKind
+    direction: Direction = "incoming"
+    is_group: bool = False
+    chat_name: str | None = None
+    sender_name: str | None = None
+    timestamp: int | None = None
+    text: str | None = None
+    media: Media | None = None
+    location: Location | None = None
+    contacts: tuple[SharedContact, ...] = ()
+    reaction_emoji: str | None = None
+    reaction_to: str | None = None
+    quoted_id: str | None = None
+    chat_aliases: tuple[str, ...] = ()
+    unsupported_reason: str | None = None
+
+    @property
+    def natural_key(self) -> str:
+        return f"msg:{self.message_id}"
+
+    def to_json(self) -> str:
+        return json.dumps({"type": "message", **asdict(self)}, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery tick for a message the business sent (an agent's reply)."""
+
+    message_id: str
+    status: StatusName
+    recipient_id: str
+    timestamp: int | None = None
+    error_code: int | None = None
+    error_title: str | None = None
+
+    @property
+    def natural_key(self) -> str:
+        return f"status:{self.message_id}:{self.status}"
+
+    @property
+    def chat_id(self) -> str:
+        return self.recipient_id
+
+    @property
+    def external_error(self) -> str | None:
+        """Chatwoot's ``external_error`` text: ``"<code>: <title>"``."""
+        if self.status != "failed":
+            return None
+        return f"{self.error_code}: {self.error_title or 'unknown error'}"
+
+    def to_json(self) -> str:
+        return json.dumps({"type": "status", **asdict(self)}, separators=(",", ":"))
+
+
+Event = InboundMessage | StatusUpdate
+
+
+class ParseError(ValueError):
+    """The webhook body is not what the provider sends (answered 400, stored nowhere)."""
+
+
+def event_from_json(text: str) -> Event:
+    data: dict[str, Any] = json.loads(text)
+    kind = data.pop("type")
+    if kind == "status":
+        return StatusUpdate(**data)
+    media = data.pop("media")
+    location = data.pop("location")
+    contacts = data.pop("contacts")
+    return InboundMessage(
+        **data,
+        media=Media(**media) if media else None,
+        location=Location(**location) if location else None,
+        contacts=tuple(
+            SharedContact(
+                name=c["name"],
+                phones=tuple(c["phones"]),
+                emails=tuple(c["emails"]),
+                organization=c["organization"],
+            )
+            for c in contacts
+        ),
+    )
+
+
+@dataclass
+class ParsedBody:
+    """What one webhook body holds, for one instance."""
+
+    events: list[Event] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
