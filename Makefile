@@ -19,12 +19,12 @@ run: $(STAMP)
 
 ## test: lint, type-check and the whole test suite
 test: $(STAMP)
-	$(BIN)/ruff check app workers tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app workers tests bench
+	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
