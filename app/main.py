@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from app.api import chatwoot, instances, ops
+from app.api import chatwoot, instances, ops, webhooks
 from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from app.api.middleware import AccessLog, ChatwootModuleGate, RateLimiter
 from app.config import Settings, get_settings, use_settings
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await redis.aclose()
 
     app = Starlette(
-        routes=[*ops.routes, *instances.routes, *chatwoot.routes],
+        routes=[*ops.routes, *instances.routes, *chatwoot.routes, *webhooks.routes],
         middleware=[
             Middleware(AccessLog),
             Middleware(ChatwootModuleGate, enabled=settings.chatwoot_module_enabled),
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 redis=redis,
                 general=settings.rate_limit_per_minute,
                 new_instance=settings.rate_limit_new_instance_per_minute,
+                namespace=settings.queue_namespace,
             ),
         ],
         exception_handlers={

@@ -156,6 +156,8 @@ def worker(settings: Settings) -> Iterator[Worker]:
     running.start()
     yield running
     running.stop()
+    # a stopped Worker leaves its private middleware on the broker; drop it
+    broker.middleware[:] = [m for m in broker.middleware if type(m).__name__ != "_WorkerMiddleware"]
     broker.flush_all()
 
 

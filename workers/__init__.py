@@ -7,6 +7,8 @@ from workers.broker import setup_broker
 
 broker = setup_broker()
 
-from workers import provisioning  # noqa: E402  (actors need the broker first)
+from workers import provisioning, relay  # noqa: E402  (actors need the broker first)
 
-__all__ = ["broker", "provisioning"]
+broker.add_middleware(relay.RecoverySweeper())
+
+__all__ = ["broker", "provisioning", "relay"]

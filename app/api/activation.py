@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 
 import anyio
-from redis.exceptions import RedisError
-from starlette.concurrency import run_in_threadpool
 
 from app.api.common import in_db
+from app.api.queue import QUEUE_ERRORS, enqueue_provision
 from app.config import Settings
 from app.management import integrations
 from app.relay.provisioning import IntegrationRequest, ProvisioningFailure
@@ -51,18 +50,12 @@ async def activate(
 ) -> Activation:
     integration, generation = await in_db(integrations.save_request, instance, request)
     try:
-        await run_in_threadpool(_enqueue, integration.id, generation)
-    except (RedisError, OSError) as exc:
+        await enqueue_provision(integration.id, generation)
+    except QUEUE_ERRORS as exc:
         logger.error("could not enqueue provisioning of %s: %s", integration.id, type(exc).__name__)
         rejected = await in_db(integrations.record_failure, integration.id, generation, QUEUE_DOWN)
         return Activation(rejected or integration, settled=True)
     return await wait_for(integration, generation, settings.set_wait_seconds)
-
-
-def _enqueue(integration_id: str, generation: int) -> None:
-    from workers.provisioning import provision
-
-    provision.send(integration_id, generation)
 
 
 async def wait_for(integration: ChatwootIntegration, generation: int, timeout: float) -> Activation:

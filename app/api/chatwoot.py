@@ -15,6 +15,7 @@ from app.api.activation import activate
 from app.api.auth import Principal, resolve_instance
 from app.api.common import in_db, principal_of, settings_of
 from app.api.errors import NO_INTEGRATION, ApiError
+from app.api.queue import enqueue_replay
 from app.api.validation import (
     http_url,
     optional_bool,
@@ -204,6 +205,8 @@ async def delete_integration(request: Request) -> JSONResponse:
 async def _set_paused(request: Request, paused: bool) -> JSONResponse:
     instance, integration = await _instance_and_integration(request)
     updated = await in_db(integrations.set_paused, integration, paused)
+    if not paused:
+        await enqueue_replay(integration.id)
     return JSONResponse({"instance": instance.name, "status": updated.status})
 
 

@@ -57,10 +57,17 @@ class RateLimiter:
     """
 
     def __init__(
-        self, app: ASGIApp, *, redis: aioredis.Redis, general: int, new_instance: int
+        self,
+        app: ASGIApp,
+        *,
+        redis: aioredis.Redis,
+        general: int,
+        new_instance: int,
+        namespace: str = "wootbridge",
     ) -> None:
         self.app = app
         self.redis = redis
+        self.namespace = namespace
         self.general = Bucket("all", general)
         self.new_instance = Bucket("new", new_instance)
 
@@ -96,7 +103,7 @@ class RateLimiter:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for bucket in buckets:
-                    key = f"wootbridge:rl:{bucket.name}:{caller}:{window}"
+                    key = f"{self.namespace}:rl:{bucket.name}:{caller}:{window}"
                     pipe.incr(key)
                     pipe.expire(key, WINDOW_SECONDS + 5)
                 results = await pipe.execute()

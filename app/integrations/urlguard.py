@@ -107,9 +107,7 @@ def reject_disallowed(addresses: list[str]) -> None:
             raise UrlNotAllowed(f"host resolves to a {kind} address ({ip})")
 
 
-def check_url_allowed(
-    url: str, *, allow_private: bool, resolver: Resolver | None = None
-) -> None:
+def check_url_allowed(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
     """Raise :class:`UrlNotAllowed` unless ``url`` obeys the URL rule.
 
     ``resolver`` defaults to :func:`resolve_host` (``socket.getaddrinfo``); it is a parameter so

@@ -127,7 +127,8 @@ class StatusUpdate:
         """Chatwoot's ``external_error`` text: ``"<code>: <title>"``."""
         if self.status != "failed":
             return None
-        return f"{self.error_code}: {self.error_title or 'unknown error'}"
+        title = self.error_title or "unknown error"
+        return title if self.error_code is None else f"{self.error_code}: {title}"
 
     def to_json(self) -> str:
         return json.dumps({"type": "status", **asdict(self)}, separators=(",", ":"))
@@ -148,8 +149,10 @@ def event_from_json(text: str) -> Event:
     media = data.pop("media")
     location = data.pop("location")
     contacts = data.pop("contacts")
+    aliases = tuple(data.pop("chat_aliases"))
     return InboundMessage(
         **data,
+        chat_aliases=aliases,
         media=Media(**media) if media else None,
         location=Location(**location) if location else None,
         contacts=tuple(

@@ -34,7 +34,7 @@ from app.store.models import (
     ChatwootIntegration,
     utcnow,
 )
-from app.store.redis_client import get_redis
+from app.store.redis_client import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -168,27 +168,32 @@ def _run(integration: ChatwootIntegration, settings: Settings) -> dict[str, Any]
     return inbox
 
 
-def provision(integration_id: str, generation: int) -> None:
-    """Provision ``integration_id`` for request ``generation`` (skips superseded requests)."""
+def provision(integration_id: str, generation: int) -> bool:
+    """Provision ``integration_id`` for request ``generation`` (skips superseded requests).
+
+    Returns True when the integration is now active (its held events can be replayed).
+    """
     settings = get_settings()
     with _integration_lock(integration_id):
         integration = _load(integration_id)
         if integration is None:
             logger.info("integration %s was deleted before provisioning", integration_id)
-            return
+            return False
         if integration.provision_requested > generation:
             logger.info("provisioning %s#%s superseded", integration_id, generation)
-            return
+            return False
         try:
             inbox = _run(integration, settings)
         except NotAdministrator as exc:
             failure = forbidden(integration.chatwoot_account_id, str(exc))
             record_failure(integration_id, generation, failure)
+            return False
         except (RemoteError, UrlNotAllowed, NotAMember) as exc:
             failure = classify(exc, integration.chatwoot_base_url, integration.chatwoot_account_id)
             record_failure(integration_id, generation, failure)
-        else:
-            _record_success(integration, generation, inbox)
+            return False
+        _record_success(integration, generation, inbox)
+        return True
 
 
 def record_internal_failure(integration_id: str, generation: int, exc: BaseException) -> None:
@@ -252,7 +257,7 @@ def _settle(integration_id: str, generation: int, **fields: Any) -> None:
 @contextmanager
 def _integration_lock(integration_id: str) -> Iterator[None]:
     """One provisioning at a time per integration, across every worker process."""
-    lock = get_redis().lock(f"wootbridge:provision:{integration_id}", timeout=LOCK_SECONDS)
+    lock = get_redis().lock(redis_key("provision", integration_id), timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=True, blocking_timeout=LOCK_SECONDS):
         raise TimeoutError(f"provisioning lock for {integration_id} is held")
     try:

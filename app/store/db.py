@@ -30,7 +30,9 @@ def open_database(url: str) -> peewee.Database:
         pooled = url.replace(f"{scheme}://", f"{scheme}+pool://", 1)
         db = connect(pooled, max_connections=32, stale_timeout=300, timeout=10)
     elif scheme.startswith("sqlite"):
-        db = connect(url, pragmas=SQLITE_PRAGMAS)
+        # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent writers
+        # wait (busy_timeout) instead of failing when a read would upgrade to a write.
+        db = connect(url, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     else:
         db = connect(url)
     database.initialize(db)

@@ -162,6 +162,10 @@ class ChatwootIntegration(SecretFieldsMixin, BaseModel):
 EVENT_PENDING = "pending"
 EVENT_DELIVERED = "delivered"
 EVENT_FAILED = "failed"
+EVENT_WAITING = "waiting"  # a status whose message is not known yet
+
+DIRECTION_INBOUND = "inbound"  # WhatsApp -> Chatwoot
+DIRECTION_OUTBOUND = "outbound"  # Chatwoot -> WhatsApp
 
 
 class RelayEvent(BaseModel):
@@ -180,15 +184,74 @@ class RelayEvent(BaseModel):
     kind = peewee.CharField(max_length=32)
     payload = peewee.TextField()
     status = peewee.CharField(max_length=16, default=EVENT_PENDING, index=True)
+    message_id = peewee.CharField(max_length=255, null=True)
     attempts = peewee.IntegerField(default=0)
     last_error = peewee.TextField(default="")
+    next_attempt_at = peewee.DateTimeField(null=True)
     delivered_at = peewee.DateTimeField(null=True)
 
     class Meta:
         indexes = (
             (("integration", "direction", "natural_key"), True),
             (("integration", "status", "chat_key", "id"), False),
+            (("integration", "message_id"), False),
         )
 
 
-ALL_MODELS: list[type[peewee.Model]] = [Account, Instance, ChatwootIntegration, RelayEvent]
+class ChatLink(BaseModel):
+    """What Chatwoot calls a chat: contact, contact-inbox source id and conversation, kept
+    locally so that a message in an ongoing chat costs one Chatwoot call."""
+
+    integration = peewee.ForeignKeyField(
+        ChatwootIntegration, backref="chat_links", on_delete="CASCADE"
+    )
+    chat_key = peewee.CharField(max_length=255)
+    contact_id = peewee.IntegerField(null=True)
+    source_id = peewee.CharField(max_length=255, null=True)
+    conversation_id = peewee.IntegerField(null=True)
+    conversation_status = peewee.CharField(max_length=16, null=True)
+
+    class Meta:
+        indexes = ((("integration", "chat_key"), True),)
+
+
+class ChatAlias(BaseModel):
+    """Another identifier of a chat (a LID, a number without the Brazilian 9th digit)."""
+
+    integration = peewee.ForeignKeyField(
+        ChatwootIntegration, backref="chat_aliases", on_delete="CASCADE"
+    )
+    identifier = peewee.CharField(max_length=255)
+    chat_key = peewee.CharField(max_length=255)
+
+    class Meta:
+        indexes = ((("integration", "identifier"), True),)
+
+
+class MessageMap(BaseModel):
+    """A WhatsApp message id and the Chatwoot message it became (or came from)."""
+
+    integration = peewee.ForeignKeyField(
+        ChatwootIntegration, backref="message_maps", on_delete="CASCADE"
+    )
+    whatsapp_message_id = peewee.CharField(max_length=255)
+    chatwoot_message_id = peewee.IntegerField()
+    chatwoot_conversation_id = peewee.IntegerField()
+    direction = peewee.CharField(max_length=16)
+
+    class Meta:
+        indexes = (
+            (("integration", "whatsapp_message_id"), True),
+            (("integration", "chatwoot_message_id"), False),
+        )
+
+
+ALL_MODELS: list[type[peewee.Model]] = [
+    Account,
+    Instance,
+    ChatwootIntegration,
+    RelayEvent,
+    ChatLink,
+    ChatAlias,
+    MessageMap,
+]

@@ -34,3 +34,9 @@ def get_redis() -> redis.Redis:
 def reset_clients() -> None:
     """Drop the cached clients (tests switching servers, or the web lifespan closing)."""
     _forget_after_fork()
+
+
+def redis_key(*parts: str) -> str:
+    """A Redis key in this deployment's namespace (``QUEUE_NAMESPACE``), so that several
+    deployments, or test runs, can share one Redis."""
+    return ":".join((get_settings().queue_namespace, *parts))

@@ -44,8 +44,9 @@ from tests.fakes.chatwoot_schema import (
     parse_body,
 )
 from tests.fakes.chatwoot_views import ApiError
+from tests.reference import chatwoot_swagger
 
-DEFAULT_SWAGGER = Path(__file__).resolve().parents[3] / "shared/reference/chatwoot/swagger.json"
+DEFAULT_SWAGGER = chatwoot_swagger()
 HOST = "127.0.0.1"
 REDACTED = "<redacted>"
 SECRET_HEADERS = ("api_access_token", "api-access-token", "authorization", "cookie")

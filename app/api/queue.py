@@ -1,0 +1,68 @@
+"""Enqueueing jobs from the web process (blocking Redis calls, run in the thread pool).
+
+The actors are imported lazily so that importing the web app does not need the broker until a
+job is actually sent. A failure to enqueue is reported to the caller; events stay stored and the
+workers' recovery sweep picks them up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+
+logger = logging.getLogger(__name__)
+
+QUEUE_ERRORS = (RedisError, OSError)
+
+
+def _send_provision(integration_id: str, generation: int) -> None:
+    from workers.provisioning import provision
+
+    provision.send(integration_id, generation)
+
+
+def _send_lanes(integration_id: str, chat_keys: list[str]) -> None:
+    from workers.relay import deliver_inbound
+
+    for chat_key in chat_keys:
+        deliver_inbound.send(integration_id, chat_key)
+
+
+def _send_replay(integration_id: str) -> None:
+    from workers.relay import replay_integration
+
+    replay_integration.send(integration_id)
+
+
+async def enqueue_provision(integration_id: str, generation: int) -> None:
+    """Raises one of ``QUEUE_ERRORS`` when Redis is unreachable."""
+    await run_in_threadpool(_send_provision, integration_id, generation)
+
+
+async def enqueue_lanes(integration_id: str, chat_keys: list[str]) -> bool:
+    """Enqueue delivery of each lane once; False (logged) when the queue is unreachable."""
+    try:
+        await run_in_threadpool(_send_lanes, integration_id, chat_keys)
+    except QUEUE_ERRORS as exc:
+        logger.warning(
+            "events of %s stored, not queued (%s); the sweep will pick them up",
+            integration_id,
+            type(exc).__name__,
+        )
+        return False
+    return True
+
+
+async def enqueue_replay(integration_id: str) -> bool:
+    try:
+        await run_in_threadpool(_send_replay, integration_id)
+    except QUEUE_ERRORS as exc:
+        logger.warning(
+            "replay of %s not queued (%s); the sweep will pick it up",
+            integration_id,
+            type(exc).__name__,
+        )
+        return False
+    return True

@@ -1,0 +1,156 @@
+"""Webhooks from the WhatsApp side: verify, parse, store, enqueue, answer — nothing else.
+
+No Chatwoot or WhatsApp call happens here (DESIGN invariant 8). A body is answered 200 only
+once its events are committed; a redelivery stores nothing new and is still 200.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+import peewee
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from app.api.common import in_db
+from app.api.errors import ApiError
+from app.api.queue import enqueue_lanes
+from app.management.instances import integration_of
+from app.relay.cloud_parser import parse_cloud_webhook
+from app.relay.gateway_parser import envelope_token, parse_gateway_webhook
+from app.relay.intake import StoredEvent, store_inbound
+from app.relay.lanes import deliverable
+from app.relay.messages import Event, InboundMessage, ParsedBody, ParseError
+from app.store.models import PROVIDER_CLOUD, PROVIDER_GATEWAY, ChatwootIntegration, Instance
+
+logger = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BYTES = 8 * 1024 * 1024
+STORAGE_DOWN = "storage unavailable"
+STORAGE_ERRORS = (peewee.OperationalError, peewee.InterfaceError, peewee.DatabaseError)
+
+
+def _webhook_instance(name: str, provider: str) -> Instance:
+    instance: Instance | None = Instance.get_or_none(
+        (Instance.name == name) & (Instance.provider == provider)
+    )
+    if instance is None:
+        raise ApiError(404, "instance not found")
+    return instance
+
+
+async def _load_instance(name: str, provider: str) -> Instance:
+    try:
+        return await in_db(_webhook_instance, name, provider)
+    except STORAGE_ERRORS as exc:
+        raise ApiError(503, STORAGE_DOWN) from exc
+
+
+async def _raw_body(request: Request) -> bytes:
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        raise ApiError(413, "body too large")
+    return raw
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid body: body: not valid JSON") from exc
+
+
+async def cloud_verify(request: Request) -> Response:
+    """Meta's subscription handshake: echo ``hub.challenge`` for the right verify token."""
+    instance = await _load_instance(request.path_params["instance"], PROVIDER_CLOUD)
+    params = request.query_params
+    expected = instance.get_secret("cloud_verify_token") or ""
+    given = params.get("hub.verify_token", "")
+    if params.get("hub.mode") != "subscribe" or not hmac.compare_digest(
+        given.encode(), expected.encode()
+    ):
+        raise ApiError(403, "verification failed")
+    return PlainTextResponse(params.get("hub.challenge", ""))
+
+
+def valid_meta_signature(raw: bytes, header: str | None, app_secret: str) -> bool:
+    """``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>``, constant time."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header.removeprefix("sha256=").strip().lower(), expected)
+
+
+async def cloud_webhook(request: Request) -> Response:
+    instance = await _load_instance(request.path_params["instance"], PROVIDER_CLOUD)
+    raw = await _raw_body(request)
+    app_secret = instance.get_secret("cloud_app_secret") or ""
+    if not valid_meta_signature(raw, request.headers.get("x-hub-signature-256"), app_secret):
+        raise ApiError(401, "invalid signature")
+    try:
+        parsed = parse_cloud_webhook(_json(raw), str(instance.cloud_phone_number_id))
+    except ParseError as exc:
+        raise ApiError(400, f"invalid body: {exc}") from exc
+    return await _accept(instance, parsed)
+
+
+async def gateway_webhook(request: Request) -> Response:
+    instance = await _load_instance(request.path_params["instance"], PROVIDER_GATEWAY)
+    body = _json(await _raw_body(request))
+    expected = instance.get_secret("gateway_token") or ""
+    given = envelope_token(body) or ""
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "invalid token")
+    try:
+        parsed = parse_gateway_webhook(body, request.path_params.get("event"))
+    except ParseError as exc:
+        raise ApiError(400, f"invalid body: {exc}") from exc
+    return await _accept(instance, parsed)
+
+
+def _relayed(integration: ChatwootIntegration, events: list[Event]) -> list[Event]:
+    """Drop what the integration does not want: group messages when ``ignoreGroups``."""
+    if not integration.ignore_groups:
+        return events
+    return [e for e in events if not (isinstance(e, InboundMessage) and e.is_group)]
+
+
+def _store(
+    instance: Instance, events: list[Event]
+) -> tuple[ChatwootIntegration | None, list[StoredEvent]]:
+    integration = integration_of(instance)
+    if integration is None:
+        return None, []
+    return integration, store_inbound(integration, _relayed(integration, events))
+
+
+async def _accept(instance: Instance, parsed: ParsedBody) -> Response:
+    for note in parsed.ignored:
+        logger.info("webhook for %s: ignored %s", instance.name, note)
+    try:
+        integration, stored = await in_db(_store, instance, parsed.events)
+    except STORAGE_ERRORS as exc:
+        logger.error("webhook for %s not stored: %s", instance.name, type(exc).__name__)
+        raise ApiError(503, STORAGE_DOWN) from exc
+    if integration is None:
+        logger.info(
+            "webhook for %s: no chatwoot integration; %d events not relayed",
+            instance.name,
+            len(parsed.events),
+        )
+    elif stored and deliverable(integration):
+        await enqueue_lanes(integration.id, list(dict.fromkeys(s.chat_key for s in stored)))
+    return JSONResponse({"received": len(parsed.events), "stored": len(stored)})
+
+
+routes = [
+    Route("/webhooks/whatsapp/cloud/{instance}", cloud_verify, methods=["GET"]),
+    Route("/webhooks/whatsapp/cloud/{instance}", cloud_webhook, methods=["POST"]),
+    Route("/webhooks/whatsapp/gateway/{instance}", gateway_webhook, methods=["POST"]),
+    Route("/webhooks/whatsapp/gateway/{instance}/{event}", gateway_webhook, methods=["POST"]),
+]

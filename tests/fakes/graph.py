@@ -1,0 +1,572 @@
+"""A fake Meta Graph API (WhatsApp Cloud) that is a real HTTP server on 127.0.0.1.
+
+    with FakeGraph() as graph:
+        graph.add_phone_number("106540352242922", "EAAG-token")
+        media_id = graph.add_media(b"\\xff\\xd8...", "image/jpeg")
+        httpx.get(f"{graph.base_url}/{media_id}", headers={"Authorization": "Bearer EAAG-token"})
+
+``base_url`` plays ``https://graph.facebook.com/v23.0``. Served, as Meta's v23.0 spec describes:
+``GET``/``DELETE /{media-id}``, ``POST /{phone-number-id}/media`` (multipart upload),
+``POST /{phone-number-id}/messages`` (body checked against the spec's ``Message`` schema with
+the errata of :func:`_apply_errata`), and the short-lived download URL ``GET /{media-id}`` hands
+out (``/whatsapp_business/attachments/?mid=..&ext=..&hash=..``, like lookaside.fbsbx.com), which
+needs the same bearer token. Errors use Graph's envelope
+``{"error": {"message", "type", "code", "error_subcode"?, "error_data"?, "fbtrace_id"}}`` and
+Meta's HTTP statuses: an unknown or foreign object id is ``400`` code 100 subcode 33 (Graph
+never says 404 for it), a bad token ``401`` code 190, an expired or forged download URL ``404``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import uvicorn
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.chatwoot import RecordedCall, _Rule
+from tests.fakes.chatwoot_schema import parse_multipart
+
+DEFAULT_SPEC = (Path(__file__).resolve().parents[3]
+                / "shared/reference/whatsapp-cloud/meta-business-messaging-api-v23.0.yaml")
+VERSION = "v23.0"
+HOST = "127.0.0.1"
+DOWNLOAD_PATH = "/whatsapp_business/attachments/"
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+WA_DETAILS = {131047: "Message failed to send because more than 24 hours have passed since the "
+                      "customer last replied to this number.",
+              131056: "Too many messages sent from the sender phone number to the same recipient "
+                      "phone number in a short period of time.",
+              130429: "Cloud API message throughput has been reached."}
+# code -> (HTTP status Meta answers with, message); from Meta's error-codes reference
+KNOWN_ERRORS: dict[int, tuple[int, str]] = {
+    1: (500, "An unknown error occurred"), 2: (503, "Service temporarily unavailable"),
+    10: (403, "(#10) Application does not have permission for this action"),
+    100: (400, "(#100) Invalid parameter"),
+    190: (401, "Invalid OAuth access token - Cannot parse access token"),
+    2500: (400, "Unknown path components"), 130429: (400, "(#130429) Rate limit hit"),
+    131000: (500, "(#131000) Something went wrong"),
+    131026: (400, "(#131026) Message undeliverable"),
+    131047: (400, "(#131047) Re-engagement message"),
+    131056: (400, "(#131056) (Business Account, Consumer Account) pair rate limit hit"),
+}
+STATUS_CODES = {400: 100, 401: 190, 403: 10, 429: 130429, 500: 1, 503: 2}
+
+
+def graph_error(code: int, message: str | None = None, *, subcode: int | None = None,
+                details: str | None = None) -> dict[str, Any]:
+    """Graph's error envelope for ``code`` (message and WhatsApp details from the catalogue)."""
+    error: dict[str, Any] = {
+        "message": message or KNOWN_ERRORS.get(code, (0, f"(#{code}) Error"))[1],
+        "type": "GraphMethodException" if subcode == 33 else "OAuthException", "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    details = details or WA_DETAILS.get(code)
+    if details:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    error["fbtrace_id"] = secrets.token_urlsafe(8)
+    return {"error": error}
+
+
+def no_such_object(object_id: str, method: str = "get") -> GraphError:
+    """What Graph says for an id that does not exist or that this token may not see."""
+    return GraphError(400, graph_error(100, (
+        f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation."), subcode=33))
+
+
+def signed_webhook(body: dict[str, Any], app_secret: str) -> tuple[bytes, dict[str, str]]:
+    """A webhook body as Meta POSTs it: the raw bytes and its ``X-Hub-Signature-256`` header."""
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    digest = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
+
+
+def status_webhook(phone_number_id: str, message_id: str, recipient_id: str, status: str,
+                   *, error_code: int | None = None, timestamp: int | None = None
+                   ) -> dict[str, Any]:
+    """A ``statuses[]`` webhook body (shape of reference/whatsapp-cloud/status_*.json)."""
+    entry: dict[str, Any] = {"id": message_id, "status": status, "recipient_id": recipient_id,
+                             "timestamp": str(timestamp or int(time.time()))}
+    if error_code is not None:
+        title = KNOWN_ERRORS.get(error_code, (0, "Error"))[1].split(") ", 1)[-1]
+        entry["errors"] = [{"code": error_code, "title": title, "message": title,
+                            "error_data": {"details": WA_DETAILS.get(error_code, title)}}]
+    value = {"messaging_product": "whatsapp", "statuses": [entry], "metadata": {
+        "display_phone_number": "15550783881", "phone_number_id": phone_number_id}}
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "419561257915477", "changes": [{"value": value,
+                                                             "field": "messages"}]}]}
+
+
+# ---- the spec's request schema for POST /{Phone-Number-ID}/messages ----
+
+def _flatten(node: Any, schemas: dict[str, Any]) -> Any:
+    """Merge ``allOf`` lists where a part says ``additionalProperties: false``.
+
+    The spec writes ``allOf: [BaseMessageProperties, {additionalProperties: false, ...}]``, which
+    in JSON Schema rejects ``to`` and ``messaging_product``; Meta means one merged object.
+    """
+    if isinstance(node, list):
+        return [_flatten(item, schemas) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _flatten(value, schemas) for key, value in node.items()}
+    parts = [schemas[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
+             for p in node.get("allOf", ())]
+    if not any(part.get("additionalProperties") is False for part in parts):
+        return node
+    merged: dict[str, Any] = {"type": "object", "properties": {}, "required": [],
+                              "additionalProperties": False}
+    for part in (_flatten(p, schemas) for p in parts):
+        merged["properties"].update(part.get("properties", {}))
+        merged["required"] += [r for r in part.get("required", []) if r not in merged["required"]]
+    return {**{k: v for k, v in node.items() if k != "allOf"}, **merged}
+
+
+def _apply_errata(schemas: dict[str, Any]) -> None:
+    """Where the spec contradicts its own examples (and Meta's behaviour), follow the examples.
+
+    ``recipient_type`` defaults to "individual" and ``type`` to "text" (examples omit both);
+    location coordinates are numbers in the examples; no template example has a language
+    ``policy``, and a button ``index`` of 0 fails the spec's pattern ``^[2-6, 11-14]$``.
+    """
+    base = schemas["BaseMessageProperties"]
+    base["required"] = [r for r in base["required"] if r not in ("recipient_type", "type")]
+    location = schemas["LocationMessage"]["allOf"][1]["properties"]["location"]["properties"]
+    for key in ("latitude", "longitude"):
+        location[key] = {"type": ["number", "string"]}
+    schemas["LanguageObject"]["required"] = ["code"]
+    index = {"type": ["string", "integer"]}
+    schemas["TemplateComponent"]["properties"]["index"] = index
+    schemas["ButtonComponent"]["allOf"][1]["properties"]["index"] = index
+
+
+READ_RECEIPT = {"type": "object", "required": ["messaging_product", "status", "message_id"],
+                "additionalProperties": False,
+                "properties": {"messaging_product": {"const": "whatsapp"},
+                               "status": {"const": "read"}, "message_id": {"type": "string"},
+                               "typing_indicator": {"type": "object"}}}
+
+
+@lru_cache(maxsize=2)
+def message_validators(spec_path: str) -> dict[str, Draft202012Validator]:
+    """One validator per message ``type`` (the spec's discriminator), plus ``"read"`` receipts."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+    raw = spec["components"]["schemas"]
+    _apply_errata(raw)
+    schemas = {name: _flatten(schema, raw) for name, schema in raw.items()}
+    resource = Resource.from_contents({"components": {"schemas": schemas}},
+                                      default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource("urn:meta-spec", resource)
+    mapping = schemas["Message"]["discriminator"]["mapping"]
+    validators = {kind: Draft202012Validator({"$ref": f"urn:meta-spec{ref}"}, registry=registry)
+                  for kind, ref in mapping.items()}
+    validators["read"] = Draft202012Validator(READ_RECEIPT)
+    return validators
+
+
+def message_problems(body: Any, spec_path: str | Path = DEFAULT_SPEC) -> list[str]:
+    """Why ``body`` is not a valid send-message request (empty when it is)."""
+    if not isinstance(body, dict):
+        return ["<body>: not a JSON object"]
+    validators = message_validators(str(spec_path))
+    kind = "read" if "status" in body else body.get("type", "text")
+    if kind not in validators:
+        return [f"type: unsupported message type {kind!r}"]
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message[:200]}"
+            for e in validators[kind].iter_errors(body)]
+
+
+# ---- the server ----
+
+class GraphError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+@dataclass
+class StoredMedia:
+    media_id: str
+    data: bytes
+    mime_type: str
+    phone_number_id: str | None = None  # owner; None: any registered token may read it
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class SentMessage:
+    phone_number_id: str
+    message_id: str
+    to: str
+    body: dict[str, Any]
+
+
+@dataclass
+class _Request:
+    path: dict[str, str]
+    query: dict[str, str]
+    token: str
+    content_type: str
+    body: bytes
+
+
+def _digits(number: str) -> str:
+    return re.sub(r"\D", "", number)
+
+
+class FakeGraph:
+    """The Graph endpoints a WhatsApp Cloud integration uses, served by uvicorn in a thread."""
+
+    def __init__(self, spec_path: str | Path = DEFAULT_SPEC, port: int = 0) -> None:
+        self.spec_path = str(Path(spec_path).resolve())
+        message_validators(self.spec_path)  # fail early on a broken spec
+        self._lock = threading.RLock()
+        self._requested_port, self._port = port, 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.url_ttl = 300.0
+        self.download_redirects = 0
+        self.reset()
+        v = VERSION
+        routes = [Route(f"/{v}/{{object_id}}", self._endpoint(self.get_media), methods=["GET"]),
+                  Route(f"/{v}/{{object_id}}", self._endpoint(self.delete_media),
+                        methods=["DELETE"]),
+                  Route(f"/{v}/{{object_id}}/media", self._endpoint(self.upload_media),
+                        methods=["POST"]),
+                  Route(f"/{v}/{{object_id}}/messages", self._endpoint(self.send_message),
+                        methods=["POST"]),
+                  Route(DOWNLOAD_PATH, self._endpoint(self.download), methods=["GET"]),
+                  Route("/{rest:path}", self._endpoint(self.unknown_path), methods=ALL_METHODS)]
+        self.app = Starlette(routes=routes)
+
+    # ---- lifecycle (as FakeChatwoot: a restart keeps the port and the state) ----
+    @property
+    def origin(self) -> str:
+        if self._thread is None:
+            raise RuntimeError("FakeGraph is not started")
+        return f"http://{HOST}:{self._port}"
+
+    @property
+    def base_url(self) -> str:
+        """Plays ``https://graph.facebook.com/v23.0``."""
+        return f"{self.origin}/{VERSION}"
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, self._requested_port or self._port))
+        self._socket, self._port = sock, sock.getsockname()[1]
+        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
+                                log_config=None, timeout_graceful_shutdown=1)
+        self._server = server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                        name=f"fake-graph-{self._port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("fake Graph did not start")
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> FakeGraph:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @staticmethod
+    def unused_url() -> str:
+        """A base URL (with the version) on 127.0.0.1 where nothing listens."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            return f"http://{HOST}:{sock.getsockname()[1]}/{VERSION}"
+
+    # ---- seeding and faults ----
+    def reset(self) -> None:
+        """Forget numbers, media, sent messages, calls and faults; the server keeps running."""
+        with self._lock:
+            self.phone_numbers: dict[str, str] = {}  # phone number id -> access token
+            self.media: dict[str, StoredMedia] = {}
+            self.sent: list[SentMessage] = []
+            self.read_receipts: list[dict[str, Any]] = []
+            self.calls: list[RecordedCall] = []
+            self.schema_errors: list[str] = []
+            self._wa_ids: dict[str, str] = {}
+            self._faults: list[_Rule] = []
+            self._delays: list[_Rule] = []
+            self._recipient_faults: list[_Rule] = []
+            self._url_key = os.urandom(16)
+
+    def add_phone_number(self, phone_number_id: str, access_token: str) -> None:
+        with self._lock:
+            self.phone_numbers[phone_number_id] = access_token
+
+    def add_media(self, data: bytes, mime_type: str, phone_number_id: str | None = None) -> str:
+        """Store media (as an inbound message would); return its id."""
+        with self._lock:
+            media_id = str(secrets.randbelow(9 * 10**15) + 10**15)
+            self.media[media_id] = StoredMedia(media_id, data, mime_type, phone_number_id)
+            return media_id
+
+    def set_wa_id(self, number: str, wa_id: str) -> None:
+        """Answer ``wa_id`` for sends to ``number`` (e.g. a Brazilian number without the 9)."""
+        with self._lock:
+            self._wa_ids[_digits(number)] = wa_id
+
+    def expire_media_urls(self) -> None:
+        """Every download URL handed out so far now answers 404, as after its 5 minutes."""
+        with self._lock:
+            self._url_key = os.urandom(16)
+
+    def fail_next(self, method: str, path_pattern: str, status: int, body: Any = None,
+                  times: int = 1) -> None:
+        """Answer the next ``times`` matching requests with ``status``, unprocessed.
+
+        ``body``: None for Graph's default envelope for the status, an int for that error code's
+        envelope (e.g. 131056, 130429), or a dict/str sent as is.
+        """
+        with self._lock:
+            self._faults.append(_Rule(method.upper(), re.compile(path_pattern), times,
+                                      status=status, body=body))
+
+    def fail_recipient(self, to: str, status: int, body: Any = None, times: int = 1) -> None:
+        """Like :meth:`fail_next` for sends whose ``to`` has the digits of ``to``."""
+        with self._lock:
+            pattern = re.compile(f"^{re.escape(_digits(to))}$")
+            self._recipient_faults.append(_Rule("POST", pattern, times, status=status, body=body))
+
+    def set_delay(self, method: str, path_pattern: str, seconds: float,
+                  times: int | None = None) -> None:
+        """Process matching requests at once but hold the answer back ``seconds``."""
+        with self._lock:
+            self._delays.append(_Rule(method.upper(), re.compile(path_pattern), times,
+                                      seconds=seconds))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._delays.clear()
+            self._recipient_faults.clear()
+
+    # ---- request pipeline ----
+    def _endpoint(self, handler: Callable[[_Request], Response]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            method, path = request.method, request.url.path
+            body = await request.body()
+            call = self._record(request, body)
+            with self._lock:
+                fault = _take(self._faults, method, path)
+                delay = _take(self._delays, method, path)
+            if fault is not None:
+                response = fault_response(fault.status, fault.body)
+            else:
+                auth = request.headers.get("authorization", "")
+                ctx = _Request(dict(request.path_params), dict(request.query_params),
+                               auth[7:].strip() if auth[:7].lower() == "bearer " else "",
+                               request.headers.get("content-type", ""), body)
+                try:
+                    with self._lock:
+                        response = handler(ctx)
+                except GraphError as exc:
+                    response = JSONResponse(exc.body, exc.status)
+            if delay is not None:
+                await self._sleep(delay.seconds)
+            call.status = response.status_code
+            return response
+
+        return endpoint
+
+    async def _sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0 and self._server and not self._server.should_exit:
+            await asyncio.sleep(min(left, 0.05))
+
+    def _record(self, request: Request, body: bytes) -> RecordedCall:
+        headers = {k.lower(): ("<redacted>" if k.lower() in ("authorization", "cookie") else v)
+                   for k, v in request.headers.items()}
+        ctype = request.headers.get("content-type", "")
+        data: Any = None
+        form: dict[str, Any] | None = None
+        if ctype.startswith("application/json"):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+        elif ctype.startswith("multipart/form-data"):
+            form = _form_summary(body, ctype)
+        call = RecordedCall(request.method, request.url.path, dict(request.query_params),
+                            data, form, 0, headers)
+        with self._lock:
+            self.calls.append(call)
+        return call
+
+    def _authorize(self, ctx: _Request, phone_number_id: str | None = None) -> None:
+        """401 for a missing or unknown token; 400/100/33 when it may not use this number."""
+        if ctx.token not in self.phone_numbers.values():
+            raise GraphError(401, graph_error(190, None if ctx.token else
+                                              "An access token is required to request this "
+                                              "resource."))
+        if phone_number_id is not None and self.phone_numbers.get(phone_number_id) != ctx.token:
+            raise no_such_object(phone_number_id, "post")
+
+    def _media(self, ctx: _Request, media_id: str, method: str = "get") -> StoredMedia:
+        self._authorize(ctx)
+        media = self.media.get(media_id)
+        owner = None if media is None else media.phone_number_id
+        if media is None or (owner is not None and self.phone_numbers.get(owner) != ctx.token):
+            raise no_such_object(media_id, method)
+        return media
+
+    def _signature(self, media_id: str, expires: int) -> str:
+        message = f"{media_id}:{expires}".encode()
+        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()[:32]
+
+    # ---- endpoints ----
+    def get_media(self, ctx: _Request) -> Response:
+        media = self._media(ctx, ctx.path["object_id"])
+        wanted = ctx.query.get("phone_number_id")  # "only if the media belongs to this number"
+        if wanted and media.phone_number_id not in (None, wanted):
+            raise no_such_object(media.media_id)
+        expires = int(time.time() + self.url_ttl)
+        query = urlencode({"mid": media.media_id, "ext": expires,
+                           "hash": self._signature(media.media_id, expires)})
+        return JSONResponse({
+            "url": f"{self.origin}{DOWNLOAD_PATH}?{query}", "mime_type": media.mime_type,
+            "sha256": media.sha256, "file_size": str(len(media.data)), "id": media.media_id,
+            "messaging_product": "whatsapp"})
+
+    def delete_media(self, ctx: _Request) -> Response:
+        del self.media[self._media(ctx, ctx.path["object_id"], "delete").media_id]
+        return JSONResponse({"success": True})
+
+    def download(self, ctx: _Request) -> Response:
+        self._authorize(ctx)
+        media_id, expires = ctx.query.get("mid", ""), ctx.query.get("ext", "")
+        media = self.media.get(media_id)
+        valid = expires.isdigit() and hmac.compare_digest(
+            self._signature(media_id, int(expires or 0)), ctx.query.get("hash", ""))
+        if media is None or not valid or int(expires) < time.time():
+            return Response(b"", 404)
+        hop = int(ctx.query["hop"]) if ctx.query.get("hop", "").isdigit() else 0
+        if hop < self.download_redirects:
+            query = urlencode({**ctx.query, "hop": hop + 1})
+            return RedirectResponse(f"{DOWNLOAD_PATH}?{query}", 302)
+        return Response(media.data, 200, media_type=media.mime_type)
+
+    def upload_media(self, ctx: _Request) -> Response:
+        phone_number_id = ctx.path["object_id"]
+        self._authorize(ctx, phone_number_id)
+        try:
+            fields, files = parse_multipart(ctx.body, ctx.content_type)
+        except ValueError:
+            fields, files = {}, []
+        upload = next((f for f in files if f.field == "file"), None)
+        if fields.get("messaging_product") != "whatsapp":
+            raise GraphError(400, graph_error(100, "(#100) The parameter messaging_product is "
+                                                   "required."))
+        if upload is None:
+            raise GraphError(400, graph_error(100, "(#100) The parameter file is required."))
+        mime_type = str(fields.get("type") or upload.content_type)
+        return JSONResponse({"id": self.add_media(upload.data, mime_type, phone_number_id)})
+
+    def send_message(self, ctx: _Request) -> Response:
+        phone_number_id = ctx.path["object_id"]
+        self._authorize(ctx, phone_number_id)
+        body: Any = None
+        try:
+            body = json.loads(ctx.body) if "json" in ctx.content_type else None
+        except ValueError:
+            body = None
+        problems = message_problems(body, self.spec_path)
+        if problems:
+            self.schema_errors.extend(problems)
+            raise GraphError(400, graph_error(100, details="; ".join(problems)))
+        if body.get("status") == "read":
+            self.read_receipts.append(copy.deepcopy(body))
+            return JSONResponse({"success": True})
+        to = str(body["to"])
+        fault = _take(self._recipient_faults, "POST", _digits(to))
+        if fault is not None:
+            return fault_response(fault.status, fault.body)
+        message_id = "wamid." + secrets.token_urlsafe(36)
+        self.sent.append(SentMessage(phone_number_id, message_id, to, copy.deepcopy(body)))
+        return JSONResponse({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": self._wa_ids.get(_digits(to), _digits(to))}],
+            "messages": [{"id": message_id}]})
+
+    def unknown_path(self, ctx: _Request) -> Response:
+        raise GraphError(400, graph_error(2500, f"Unknown path components: /{ctx.path['rest']}"))
+
+
+def _take(rules: list[_Rule], method: str, path: str) -> _Rule | None:
+    rule = next((r for r in rules if r.take(method, path)), None)
+    rules[:] = [r for r in rules if r.remaining is None or r.remaining > 0]
+    return rule
+
+
+def _form_summary(body: bytes, content_type: str) -> dict[str, Any]:
+    try:
+        fields, files = parse_multipart(body, content_type)
+    except ValueError:
+        return {}
+    for upload in files:
+        fields[upload.field] = {"filename": upload.filename, "content_type": upload.content_type,
+                                "size": len(upload.data)}
+    return fields
+
+
+def fault_response(status: int, body: Any) -> Response:
+    """An injected answer: Graph's envelope for the status or code, or ``body`` as given."""
+    if body is None:
+        code = STATUS_CODES.get(status, 1)
+        body = graph_error(100, subcode=33) if status == 404 else graph_error(code)
+    elif isinstance(body, int):
+        body = graph_error(body)
+    if isinstance(body, str | bytes):
+        return Response(body, status, media_type="text/plain")
+    return JSONResponse(body, status)

@@ -1,0 +1,146 @@
+"""A wired-up bridge for relay tests: an instance with an active integration, signed webhook
+posting, and waiting for the fake Chatwoot to receive what the workers relay."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.testclient import TestClient
+
+from app.store.db import database
+from app.store.models import ChatwootIntegration, RelayEvent
+from tests.api.helpers import auth, seed_chatwoot
+from tests.fakes.chatwoot import FakeChatwoot
+from tests.reference import whatsapp_cloud_dir
+
+REFERENCE = whatsapp_cloud_dir()
+PHONE_NUMBER_ID = "106540352242922"
+APP_SECRET = "test-app-secret-0123456789"
+
+
+def reference_body(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((REFERENCE / name).read_text())
+    return loaded
+
+
+def sign(raw: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def text_body(wa_id: str, message_id: str, text: str, name: str = "Customer") -> dict[str, Any]:
+    """A Cloud API webhook body with one text message, shaped like Meta's."""
+    body = copy.deepcopy(reference_body("inbound_text.json"))
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"profile": {"name": name}, "wa_id": wa_id}]
+    value["messages"] = [
+        {
+            "from": wa_id,
+            "id": message_id,
+            "timestamp": "1749416383",
+            "type": "text",
+            "text": {"body": text},
+        }
+    ]
+    return body
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+@dataclass
+class CloudBridge:
+    client: TestClient
+    chatwoot: FakeChatwoot
+    account_token: str
+    instance: str
+    integration_id: str
+    inbox_id: int
+
+    def post(self, body: dict[str, Any] | bytes, signature: str | None = None) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-hub-signature-256": signature or sign(raw),
+        }
+        return self.client.post(
+            f"/webhooks/whatsapp/cloud/{self.instance}", content=raw, headers=headers
+        )
+
+    def messages(self) -> list[dict[str, Any]]:
+        return sorted(self.chatwoot.messages.values(), key=lambda m: int(m["id"]))
+
+    def wait_for_messages(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        wait_until(lambda: len(self.messages()) >= count, timeout, f"{count} Chatwoot messages")
+        return self.messages()
+
+    def events(self) -> list[RelayEvent]:
+        with database.connection_context():
+            return list(
+                RelayEvent.select()
+                .where(RelayEvent.integration == self.integration_id)
+                .order_by(RelayEvent.id)
+            )
+
+    def integration(self) -> ChatwootIntegration:
+        with database.connection_context():
+            found: ChatwootIntegration = ChatwootIntegration.get_by_id(self.integration_id)
+            return found
+
+    def wait_for_events(self, status: str, count: int, timeout: float = 15.0) -> None:
+        wait_until(
+            lambda: sum(1 for e in self.events() if e.status == status) >= count,
+            timeout,
+            f"{count} events {status}",
+        )
+
+
+def make_cloud_bridge(
+    client: TestClient,
+    account_token: str,
+    chatwoot: FakeChatwoot,
+    graph_url: str = "https://graph.example.com/v23.0",
+    name: str = "suporte",
+    **integration_flags: bool,
+) -> CloudBridge:
+    account_id, cw_token = seed_chatwoot(chatwoot)
+    body: dict[str, Any] = {
+        "name": name,
+        "provider": "cloud",
+        "cloudPhoneNumberId": PHONE_NUMBER_ID,
+        "cloudAccessToken": "EAAG-test-access-token",
+        "cloudAppSecret": APP_SECRET,
+        "cloudApiBaseUrl": graph_url,
+        "chatwootEnabled": True,
+        "chatwootBaseUrl": chatwoot.base_url,
+        "chatwootAccountId": account_id,
+        "chatwootApiToken": cw_token,
+        "chatwootInboxName": "WhatsApp",
+    }
+    for flag, value in integration_flags.items():
+        body[flag] = value
+    response = client.post("/api/instance/new", json=body, headers=auth(account_token))
+    assert response.status_code == 201, response.text
+    activation = response.json()["chatwoot"]
+    assert activation["status"] == "active", activation
+    return CloudBridge(
+        client=client,
+        chatwoot=chatwoot,
+        account_token=account_token,
+        instance=name,
+        integration_id=activation["bridge_integration_id"],
+        inbox_id=activation["chatwoot_inbox_id"],
+    )

@@ -1,0 +1,82 @@
+"""Actors of the relay: drain one chat's lane, replay an integration, and the recovery sweep."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+from app.relay import lanes, recovery
+from app.relay.context import inbound_context
+from app.store.db import database
+from app.store.redis_client import get_redis, redis_key
+
+logger = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 30.0
+SWEEP_IDLE_SECONDS = 30.0
+
+
+@dramatiq.actor(queue_name="relay", max_retries=10_000, time_limit=15 * 60_000)
+def deliver_inbound(integration_id: str, chat_key: str) -> None:
+    """Deliver the pending WhatsApp events of one chat, in order.
+
+    A transient failure asks Dramatiq's ``Retries`` to run this again after the event's
+    backoff (``Retry`` with that delay); how many times is bounded per event by the lane.
+    """
+    result = lanes.drain(integration_id, chat_key, inbound_context)
+    if result.retry_after is not None:
+        raise dramatiq.Retry(delay=int(result.retry_after * 1000))
+
+
+@dramatiq.actor(queue_name="relay", max_retries=20)
+def replay_integration(integration_id: str) -> None:
+    """Enqueue every lane of the integration that has events waiting (after set/resume)."""
+    enqueue_lanes(recovery.ready_lanes(integration_id))
+
+
+def enqueue_lanes(found: list[recovery.Lane]) -> None:
+    for integration_id, chat_key in found:
+        deliver_inbound.send(integration_id, chat_key)
+    if found:
+        logger.info("enqueued %d lanes with undelivered events", len(found))
+
+
+def sweep(idle_seconds: float = SWEEP_IDLE_SECONDS) -> int:
+    """Enqueue lanes whose events have waited ``idle_seconds`` (one process at a time)."""
+    lock = get_redis().lock(redis_key("sweep"), timeout=SWEEP_INTERVAL_SECONDS)
+    if not lock.acquire(blocking=False):
+        return 0
+    with database.connection_context():
+        found = recovery.ready_lanes(idle_seconds=idle_seconds)
+    enqueue_lanes(found)
+    return len(found)
+
+
+class RecoverySweeper(Middleware):
+    """On worker boot, and then every 30 s, re-enqueue stored-but-undelivered events.
+
+    Dramatiq hands a killed worker's messages back only after a heartbeat timeout and a rare
+    maintenance pass, so we never rely on it: the database is the source of truth.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        threading.Thread(target=self._run, name="recovery-sweeper", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        idle = 0.0  # at boot, everything pending is due
+        while not self._stop.is_set():
+            try:
+                sweep(idle)
+            except Exception:  # the sweep must keep running; the failure is logged
+                logger.exception("recovery sweep failed")
+            idle = SWEEP_IDLE_SECONDS
+            self._stop.wait(SWEEP_INTERVAL_SECONDS)
