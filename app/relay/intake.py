@@ -58,7 +58,7 @@ def _remember_aliases(integration: ChatwootIntegration, chat_key: str, event: Ev
         aliases.update(event.chat_aliases)
     for alias in aliases:
         ChatAlias.insert(
-            integration=integration, alias=alias, chat_key=chat_key
+            integration=integration, identifier=alias, chat_key=chat_key
         ).on_conflict_ignore().execute()
 
 
