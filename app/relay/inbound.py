@@ -16,7 +16,13 @@ from app.integrations.whatsapp.media import DownloadedMedia
 from app.relay import chats
 from app.relay.messages import InboundMessage, Media, StatusUpdate, event_from_json
 from app.relay.rendering import render_inbound
-from app.store.models import ChatwootIntegration, MessageMap, RelayEvent
+from app.store.models import (
+    EVENT_PENDING,
+    EVENT_WAITING,
+    ChatwootIntegration,
+    MessageMap,
+    RelayEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +121,34 @@ def _find_posted(client: ChatwootClient, conversation_id: int, source_id: str) -
 def _remember(
     integration: ChatwootIntegration, message: InboundMessage, chatwoot_id: int, conversation: int
 ) -> None:
+    remember_message(integration, message.message_id, chatwoot_id, conversation, message.direction)
+
+
+def remember_message(
+    integration: ChatwootIntegration,
+    whatsapp_id: str,
+    chatwoot_id: int,
+    conversation: int,
+    direction: str,
+) -> int:
+    """Map a WhatsApp message id to its Chatwoot message, and wake the statuses that arrived
+    before it (they wait in ``waiting``). Returns how many statuses were woken."""
     MessageMap.insert(
         integration=integration,
-        whatsapp_message_id=message.message_id,
+        whatsapp_message_id=whatsapp_id,
         chatwoot_message_id=chatwoot_id,
         chatwoot_conversation_id=conversation,
-        direction=message.direction,
+        direction=direction,
     ).on_conflict_ignore().execute()
+    return int(
+        RelayEvent.update(status=EVENT_PENDING, next_attempt_at=None)
+        .where(
+            (RelayEvent.integration == integration)
+            & (RelayEvent.message_id == whatsapp_id)
+            & (RelayEvent.status == EVENT_WAITING)
+        )
+        .execute()
+    )
 
 
 def _apply_status(context: InboundContext, status: StatusUpdate) -> Outcome:

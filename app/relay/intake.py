@@ -8,6 +8,7 @@ number of one person share one lane, one contact and one conversation.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +63,20 @@ def _remember_aliases(integration: ChatwootIntegration, chat_key: str, event: Ev
         ).on_conflict_ignore().execute()
 
 
+def _serialize_intake(integration: ChatwootIntegration) -> None:
+    """Make event ids follow commit order per integration, which lanes rely on.
+
+    SQLite transactions are IMMEDIATE and therefore serial already; on PostgreSQL concurrent
+    transactions could commit ids out of order, so they take a transaction-scoped advisory
+    lock keyed by the integration.
+    """
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        key = int.from_bytes(
+            hashlib.sha256(integration.id.encode()).digest()[:8], "big", signed=True
+        )
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
 def _kind(event: Event) -> str:
     return "status" if isinstance(event, StatusUpdate) else event.kind
 
@@ -70,6 +85,7 @@ def store_inbound(integration: ChatwootIntegration, events: list[Event]) -> list
     """Store the events that are new; returns them in arrival order. One transaction."""
     stored: list[StoredEvent] = []
     with database.atomic():
+        _serialize_intake(integration)
         for event in events:
             chat_key = _chat_key(integration, event)
             _remember_aliases(integration, chat_key, event)

@@ -144,3 +144,64 @@ def make_cloud_bridge(
         integration_id=activation["bridge_integration_id"],
         inbox_id=activation["chatwoot_inbox_id"],
     )
+
+
+@dataclass
+class GatewayBridge(CloudBridge):
+    """The same bridge over a RyzeAPI-compatible gateway instance."""
+
+    gateway_token: str = "gw-token"
+
+    def post_event(
+        self, event: str, data: dict[str, Any], path_event: str | None = None
+    ) -> httpx.Response:
+        body = {
+            "event": event,
+            "data": data,
+            "instanceData": {
+                "baseUrl": "https://gw",
+                "instance": self.instance,
+                "token": self.gateway_token,
+            },
+        }
+        path = f"/webhooks/whatsapp/gateway/{self.instance}"
+        if path_event is not None:
+            path += f"/{path_event}"
+        return self.client.post(path, json=body)
+
+
+def make_gateway_bridge(
+    client: TestClient,
+    account_token: str,
+    chatwoot: FakeChatwoot,
+    gateway_url: str = "https://gateway.example.com",
+    name: str = "vendas",
+    gateway_token: str = "gw-token",
+    **integration_flags: bool,
+) -> GatewayBridge:
+    account_id, cw_token = seed_chatwoot(chatwoot)
+    body: dict[str, Any] = {
+        "name": name,
+        "provider": "gateway",
+        "gatewayBaseUrl": gateway_url,
+        "gatewayToken": gateway_token,
+        "chatwootEnabled": True,
+        "chatwootBaseUrl": chatwoot.base_url,
+        "chatwootAccountId": account_id,
+        "chatwootApiToken": cw_token,
+        "chatwootInboxName": "WhatsApp Web",
+        **integration_flags,
+    }
+    response = client.post("/api/instance/new", json=body, headers=auth(account_token))
+    assert response.status_code == 201, response.text
+    activation = response.json()["chatwoot"]
+    assert activation["status"] == "active", activation
+    return GatewayBridge(
+        client=client,
+        chatwoot=chatwoot,
+        account_token=account_token,
+        instance=name,
+        integration_id=activation["bridge_integration_id"],
+        inbox_id=activation["chatwoot_inbox_id"],
+        gateway_token=gateway_token,
+    )

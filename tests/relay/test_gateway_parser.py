@@ -20,8 +20,7 @@ EXCHANGE = "message.exchange"
 STATUS = "message.status"
 
 
-def parse(data: dict[str, Any], event: str = EXCHANGE,
-          path_event: str | None = None) -> ParsedBody:
+def parse(data: dict[str, Any], event: str = EXCHANGE, path_event: str | None = None) -> ParsedBody:
     return parse_gateway_webhook(gs.webhook_body(event, data), path_event)
 
 
@@ -40,23 +39,38 @@ def test_envelope_token_is_the_instance_token() -> None:
     assert envelope_token(gs.webhook_body(EXCHANGE, {}, token="secret-1")) == "secret-1"
 
 
-@pytest.mark.parametrize("body", [None, [], "x", {}, {"instanceData": "t"},
-                                  {"instanceData": {"token": ""}},
-                                  {"instanceData": {"token": 42}}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "x",
+        {},
+        {"instanceData": "t"},
+        {"instanceData": {"token": ""}},
+        {"instanceData": {"token": 42}},
+    ],
+)
 def test_envelope_token_absent(body: Any) -> None:
     assert envelope_token(body) is None
 
 
-@pytest.mark.parametrize("body", [
-    None, [], "message.exchange", {"data": {}},
-    {"event": "", "data": {}},
-    {"event": 3, "data": {}},
-    {"event": EXCHANGE, "data": "x"},
-    {"event": EXCHANGE, "data": {"id": "x"}},  # no message object
-    {"event": EXCHANGE, "data": {"message": {"content": {"text": "hi"}}}},  # no id
-    {"event": STATUS, "data": []},
-    {"event": STATUS, "data": {"type": "read"}},  # no ids
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "message.exchange",
+        {"data": {}},
+        {"event": "", "data": {}},
+        {"event": 3, "data": {}},
+        {"event": EXCHANGE, "data": "x"},
+        {"event": EXCHANGE, "data": {"id": "x"}},  # no message object
+        {"event": EXCHANGE, "data": {"message": {"content": {"text": "hi"}}}},  # no id
+        {"event": STATUS, "data": []},
+        {"event": STATUS, "data": {"type": "read"}},  # no ids
+    ],
+)
 def test_malformed_bodies_raise(body: Any) -> None:
     with pytest.raises(ParseError):
         parse_gateway_webhook(body, None)
@@ -69,13 +83,16 @@ def test_path_event_must_match_body_event() -> None:
         parse_gateway_webhook(body, STATUS)
 
 
-@pytest.mark.parametrize("event, data", [
-    ("call.update", gs.call_update_data()),
-    ("instance.state", gs.instance_state_data("qr_ready")),
-    ("group.flow", {"action": "promote", "group": {"jid": gs.GROUP}}),
-    ("label.update", {"labelId": "3", "action": "add"}),
-    ("something.new", None),
-])
+@pytest.mark.parametrize(
+    "event, data",
+    [
+        ("call.update", gs.call_update_data()),
+        ("instance.state", gs.instance_state_data("qr_ready")),
+        ("group.flow", {"action": "promote", "group": {"jid": gs.GROUP}}),
+        ("label.update", {"labelId": "3", "action": "add"}),
+        ("something.new", None),
+    ],
+)
 def test_other_events_are_ignored_with_a_note(event: str, data: Any) -> None:
     parsed = parse_gateway_webhook(gs.webhook_body(event, data), event)
     assert parsed.events == []
@@ -96,8 +113,9 @@ def test_incoming_private_text() -> None:
 
 
 def test_brazilian_12_digit_jid_is_canonicalized_and_kept_as_alias() -> None:
-    data = gs.text_data(chat={"jid": gs.CUSTOMER_12, "type": "private"},
-                        sender={"jid": gs.CUSTOMER_12})
+    data = gs.text_data(
+        chat={"jid": gs.CUSTOMER_12, "type": "private"}, sender={"jid": gs.CUSTOMER_12}
+    )
     msg = only_message(data)
     assert msg.chat_id == msg.sender_id == gs.CUSTOMER
     assert gs.CUSTOMER_12 in msg.chat_aliases
@@ -137,18 +155,20 @@ def test_lid_chat_uses_the_phone_found_on_the_sender() -> None:
 
 
 def test_lid_only_chat_is_keyed_by_the_lid() -> None:
-    data = gs.text_data(chat={"lid": gs.CUSTOMER_LID, "jid": gs.CUSTOMER_LID},
-                        sender={"lid": gs.CUSTOMER_LID, "name": "?"})
+    data = gs.text_data(
+        chat={"lid": gs.CUSTOMER_LID, "jid": gs.CUSTOMER_LID},
+        sender={"lid": gs.CUSTOMER_LID, "name": "?"},
+    )
     msg = only_message(data)
-    assert (msg.chat_id, msg.sender_id, msg.chat_aliases) == (gs.CUSTOMER_LID, gs.CUSTOMER_LID,
-                                                             ())
+    assert (msg.chat_id, msg.sender_id, msg.chat_aliases) == (gs.CUSTOMER_LID, gs.CUSTOMER_LID, ())
 
 
 def test_doc_style_lid_with_wrong_domain_is_normalized() -> None:
     """The catalog example shows ``"lid": "100@s.whatsapp.net"``; it is still a LID."""
-    data = gs.text_data(chat={"jid": "5511999999999", "lid": "100@s.whatsapp.net",
-                              "type": "private"},
-                        sender={"jid": "5511999999999", "lid": "100@s.whatsapp.net"})
+    data = gs.text_data(
+        chat={"jid": "5511999999999", "lid": "100@s.whatsapp.net", "type": "private"},
+        sender={"jid": "5511999999999", "lid": "100@s.whatsapp.net"},
+    )
     msg = only_message(data)
     assert msg.chat_id == "5511999999999"
     assert "100@lid" in msg.chat_aliases
@@ -168,8 +188,10 @@ def test_group_message() -> None:
 
 
 def test_group_jid_without_domain_and_lid_only_participant() -> None:
-    data = gs.group_text_data(chat={"jid": "120363041234567890", "type": "group"},
-                              sender={"lid": "99887766554433@lid", "name": "Ana"})
+    data = gs.group_text_data(
+        chat={"jid": "120363041234567890", "type": "group"},
+        sender={"lid": "99887766554433@lid", "name": "Ana"},
+    )
     msg = only_message(data)
     assert msg.chat_id == gs.GROUP
     assert msg.sender_id == "99887766554433@lid"
@@ -182,11 +204,18 @@ def test_newsletter_and_status_broadcast_are_ignored() -> None:
     assert parsed.events == [] and "broadcast" in parsed.ignored[0]
 
 
-@pytest.mark.parametrize("timestamp, expected", [
-    (gs.WHEN, gs.WHEN_EPOCH), ("2026-04-28T07:30:00-03:00", gs.WHEN_EPOCH),
-    (gs.WHEN_EPOCH, gs.WHEN_EPOCH), (gs.WHEN_EPOCH * 1000, gs.WHEN_EPOCH),
-    (str(gs.WHEN_EPOCH), gs.WHEN_EPOCH), ("yesterday", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "timestamp, expected",
+    [
+        (gs.WHEN, gs.WHEN_EPOCH),
+        ("2026-04-28T07:30:00-03:00", gs.WHEN_EPOCH),
+        (gs.WHEN_EPOCH, gs.WHEN_EPOCH),
+        (gs.WHEN_EPOCH * 1000, gs.WHEN_EPOCH),
+        (str(gs.WHEN_EPOCH), gs.WHEN_EPOCH),
+        ("yesterday", None),
+        (None, None),
+    ],
+)
 def test_timestamps(timestamp: Any, expected: int | None) -> None:
     assert only_message(gs.text_data(timestamp=timestamp)).timestamp == expected
 
@@ -282,8 +311,7 @@ def test_several_contacts() -> None:
 
 def test_reaction() -> None:
     msg = only_message(gs.reaction_data(emoji="❤️", target="wamid.agent.7"))
-    assert (msg.kind, msg.reaction_emoji, msg.reaction_to) == ("reaction", "❤️",
-                                                              "wamid.agent.7")
+    assert (msg.kind, msg.reaction_emoji, msg.reaction_to) == ("reaction", "❤️", "wamid.agent.7")
     assert msg.quoted_id is None
 
 
@@ -299,10 +327,15 @@ def test_removed_reaction_is_ignored() -> None:
     assert "reaction removed" in parsed.ignored[0]
 
 
-@pytest.mark.parametrize("reply", [{"replyTo": {"messageId": "wamid.agent.1"}},
-                                   {"replyTo": "wamid.agent.1"},
-                                   {"quoted": {"id": "wamid.agent.1"}},
-                                   {"quotedMessageId": "wamid.agent.1"}])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"replyTo": {"messageId": "wamid.agent.1"}},
+        {"replyTo": "wamid.agent.1"},
+        {"quoted": {"id": "wamid.agent.1"}},
+        {"quotedMessageId": "wamid.agent.1"},
+    ],
+)
 def test_quoted_reply(reply: dict[str, Any]) -> None:
     msg = only_message(gs.message_data(content={"text": "Esse aqui"}, **reply))
     assert (msg.kind, msg.text, msg.quoted_id) == ("text", "Esse aqui", "wamid.agent.1")
@@ -316,17 +349,16 @@ def test_quoted_media_reply() -> None:
 
 def test_edit_and_revoke_are_ignored_with_a_note() -> None:
     edit = parse(gs.edit_data(message_id="3EB0EDIT"))
-    assert edit.events == [] and edit.ignored == [
-        "3EB0EDIT: edit (message_edit) not relayed yet"]
+    assert edit.events == [] and edit.ignored == ["3EB0EDIT: edit (message_edit) not relayed yet"]
     revoke = parse(gs.revoke_data(message_id="3EB0DEL"))
     assert revoke.events == [] and revoke.ignored == [
-        "3EB0DEL: revocation (message_revoke) not relayed yet"]
+        "3EB0DEL: revocation (message_revoke) not relayed yet"
+    ]
 
 
 def test_poll_is_unsupported_but_keeps_its_question() -> None:
     msg = only_message(gs.poll_data())
-    assert (msg.kind, msg.unsupported_reason, msg.text) == ("unsupported", "poll",
-                                                            "Qual horário?")
+    assert (msg.kind, msg.unsupported_reason, msg.text) == ("unsupported", "poll", "Qual horário?")
 
 
 def test_unknown_type_is_unsupported_never_dropped() -> None:
@@ -337,8 +369,9 @@ def test_unknown_type_is_unsupported_never_dropped() -> None:
 
 
 def test_button_reply_with_text_is_text() -> None:
-    msg = only_message(gs.message_data(type="buttonsResponse",
-                                       content={"text": "Falar com atendente"}))
+    msg = only_message(
+        gs.message_data(type="buttonsResponse", content={"text": "Falar com atendente"})
+    )
     assert (msg.kind, msg.text) == ("text", "Falar com atendente")
 
 
@@ -349,10 +382,18 @@ def statuses(data: dict[str, Any]) -> list[StatusUpdate]:
     return [e for e in parsed.events if isinstance(e, StatusUpdate)]
 
 
-@pytest.mark.parametrize("receipt, expected", [
-    ("delivered", "delivered"), ("", "delivered"), ("read", "read"), ("played", "read"),
-    ("sent", "sent"), ("server_error", "failed"), ("error", "failed"),
-])
+@pytest.mark.parametrize(
+    "receipt, expected",
+    [
+        ("delivered", "delivered"),
+        ("", "delivered"),
+        ("read", "read"),
+        ("played", "read"),
+        ("sent", "sent"),
+        ("server_error", "failed"),
+        ("error", "failed"),
+    ],
+)
 def test_receipts_map_to_statuses(receipt: str, expected: str) -> None:
     (update,) = statuses(gs.status_data("wamid.agent.1", receipt))
     assert (update.message_id, update.status) == ("wamid.agent.1", expected)
@@ -363,13 +404,13 @@ def test_receipts_map_to_statuses(receipt: str, expected: str) -> None:
 
 def test_one_status_per_message_id() -> None:
     updates = statuses(gs.status_data(["wamid.a", "wamid.b", "wamid.a"], "read"))
-    assert [(u.message_id, u.status) for u in updates] == [("wamid.a", "read"),
-                                                           ("wamid.b", "read")]
+    assert [(u.message_id, u.status) for u in updates] == [("wamid.a", "read"), ("wamid.b", "read")]
     assert len({u.natural_key for u in updates}) == 2
 
 
-@pytest.mark.parametrize("receipt", ["sender", "read_self", "played_self", "retry", "inactive",
-                                     "peer_msg"])
+@pytest.mark.parametrize(
+    "receipt", ["sender", "read_self", "played_self", "retry", "inactive", "peer_msg"]
+)
 def test_own_device_and_retry_receipts_are_ignored(receipt: str) -> None:
     parsed = parse(gs.status_data("wamid.agent.1", receipt), STATUS)
     assert parsed.events == []
@@ -377,11 +418,15 @@ def test_own_device_and_retry_receipts_are_ignored(receipt: str) -> None:
 
 
 def test_failed_status_carries_the_error() -> None:
-    data = gs.status_data("wamid.agent.1", "server_error",
-                          error={"code": 463, "message": "recipient unavailable"})
+    data = gs.status_data(
+        "wamid.agent.1", "server_error", error={"code": 463, "message": "recipient unavailable"}
+    )
     (update,) = statuses(data)
     assert (update.status, update.error_code, update.error_title) == (
-        "failed", 463, "recipient unavailable")
+        "failed",
+        463,
+        "recipient unavailable",
+    )
     assert update.external_error == "463: recipient unavailable"
 
 
@@ -397,8 +442,15 @@ def test_group_receipt_is_keyed_by_the_group() -> None:
 
 def test_status_alternative_shapes() -> None:
     """A single id, a numeric status code and a ``chat_jid`` like the status endpoint's."""
-    data = {"messageId": "wamid.x", "status": 4,
-            "chat_jid": f"{gs.CUSTOMER_12}@s.whatsapp.net", "timestamp": gs.WHEN_EPOCH}
+    data = {
+        "messageId": "wamid.x",
+        "status": 4,
+        "chat_jid": f"{gs.CUSTOMER_12}@s.whatsapp.net",
+        "timestamp": gs.WHEN_EPOCH,
+    }
     (update,) = statuses(data)
-    assert (update.message_id, update.status, update.recipient_id) == ("wamid.x", "read",
-                                                                      gs.CUSTOMER)
+    assert (update.message_id, update.status, update.recipient_id) == (
+        "wamid.x",
+        "read",
+        gs.CUSTOMER,
+    )
