@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from app.config import get_settings
 from app.integrations.errors import (
     RemoteError,
     RemoteForbidden,
@@ -49,7 +50,6 @@ from app.store.redis_client import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 
-LOCK_SECONDS = 90
 MAX_ATTEMPTS = 30
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -98,9 +98,19 @@ def deliverable(integration: ChatwootIntegration) -> bool:
 ContextFactory = Callable[[ChatwootIntegration], InboundContext]
 
 
+def lock_seconds() -> float:
+    """How long a lane stays locked without its holder renewing it (before each event).
+
+    Long enough for one event's worst case (every in-call attempt timing out), short enough
+    that a lane held by a killed worker frees itself soon.
+    """
+    settings = get_settings()
+    return settings.remote_timeout_seconds * (settings.remote_retry_attempts + 1) + 10
+
+
 def drain(integration_id: str, chat_key: str, make_context: ContextFactory) -> DrainResult:
     """Deliver the lane's pending events in order; see the module docstring."""
-    lock = get_redis().lock(redis_key("lane", integration_id, chat_key), timeout=LOCK_SECONDS)
+    lock = get_redis().lock(redis_key("lane", integration_id, chat_key), timeout=lock_seconds())
     total = DrainResult()
     while lock.acquire(blocking=False):
         try:
