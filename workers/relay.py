@@ -49,9 +49,12 @@ def sweep(idle_seconds: float = SWEEP_IDLE_SECONDS) -> int:
     lock = get_redis().lock(redis_key("sweep"), timeout=SWEEP_INTERVAL_SECONDS)
     if not lock.acquire(blocking=False):
         return 0
-    with database.connection_context():
-        found = recovery.ready_lanes(idle_seconds=idle_seconds)
-    enqueue_lanes(found)
+    try:
+        with database.connection_context():
+            found = recovery.ready_lanes(idle_seconds=idle_seconds)
+        enqueue_lanes(found)
+    finally:
+        lock.release()
     return len(found)
 
 
@@ -66,6 +69,7 @@ class RecoverySweeper(Middleware):
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.clear()
         threading.Thread(target=self._run, name="recovery-sweeper", daemon=True).start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

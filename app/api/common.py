@@ -10,17 +10,17 @@ from starlette.requests import Request
 
 from app.api.auth import Principal, authenticate, request_token
 from app.config import Settings
-from app.store.db import database
+from app.store.db import thread_connection
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 async def in_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run blocking database work in the thread pool, with a connection for its duration."""
+    """Run blocking database work in the thread pool, on that thread's kept connection."""
 
     def run() -> T:
-        with database.connection_context():
+        with thread_connection():
             return fn(*args, **kwargs)
 
     return await run_in_threadpool(run)

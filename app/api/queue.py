@@ -24,10 +24,12 @@ def _send_provision(integration_id: str, generation: int) -> None:
 
 
 def _send_lanes(integration_id: str, chat_keys: list[str]) -> None:
+    from app.relay.lanes import claim_enqueue
     from workers.relay import deliver_inbound
 
     for chat_key in chat_keys:
-        deliver_inbound.send(integration_id, chat_key)
+        if claim_enqueue(integration_id, chat_key):
+            deliver_inbound.send(integration_id, chat_key)
 
 
 def _send_replay(integration_id: str) -> None:

@@ -34,10 +34,21 @@ class MediaUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class Delivered:
-    """The event reached Chatwoot (or was found there already)."""
+class MessageLink:
+    """A WhatsApp message and the Chatwoot message it became, to be remembered."""
 
-    chatwoot_message_id: int | None = None
+    whatsapp_id: str
+    chatwoot_id: int
+    conversation_id: int
+    direction: str
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The event reached Chatwoot (or was found there already). ``link`` is recorded by the
+    caller in the same transaction that marks the event delivered."""
+
+    link: MessageLink | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +85,7 @@ def _post_message(context: InboundContext, row: RelayEvent, message: InboundMess
         already = _find_posted(context.client, conversation_id, message.message_id)
         if already is not None:
             logger.info("event %s was already in Chatwoot as message %s", row.id, already)
-            _remember(context.integration, message, already, conversation_id)
-            return Delivered(already)
+            return Delivered(_link(message, already, conversation_id))
     rendered = render_inbound(message)
     attachments = []
     if rendered.needs_media and message.media is not None:
@@ -96,8 +106,7 @@ def _post_message(context: InboundContext, row: RelayEvent, message: InboundMess
         chats.forget_conversation(link)
         raise
     message_id = int(posted["id"])
-    _remember(context.integration, message, message_id, conversation_id)
-    return Delivered(message_id)
+    return Delivered(_link(message, message_id, conversation_id))
 
 
 def _download(context: InboundContext, media: Media) -> DownloadedMedia:
@@ -118,10 +127,8 @@ def _find_posted(client: ChatwootClient, conversation_id: int, source_id: str) -
     return None
 
 
-def _remember(
-    integration: ChatwootIntegration, message: InboundMessage, chatwoot_id: int, conversation: int
-) -> None:
-    remember_message(integration, message.message_id, chatwoot_id, conversation, message.direction)
+def _link(message: InboundMessage, chatwoot_id: int, conversation_id: int) -> MessageLink:
+    return MessageLink(message.message_id, chatwoot_id, conversation_id, message.direction)
 
 
 def remember_message(
@@ -164,4 +171,4 @@ def _apply_status(context: InboundContext, status: StatusUpdate) -> Outcome:
         status.status,
         external_error=status.external_error,
     )
-    return Delivered(int(mapped.chatwoot_message_id))
+    return Delivered()

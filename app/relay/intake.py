@@ -36,8 +36,9 @@ class StoredEvent:
     chat_key: str
 
 
-def _chat_key(integration: ChatwootIntegration, event: Event) -> str:
-    """The lane of ``event``: its chat, or the chat one of its aliases already belongs to."""
+def _chat_key(integration: ChatwootIntegration, event: Event) -> tuple[str, set[str]]:
+    """The lane of ``event`` (its chat, or the chat one of its aliases already belongs to),
+    and the identifiers of the event that are already recorded as aliases."""
     candidates = [event.chat_id]
     if isinstance(event, InboundMessage):
         candidates += list(event.chat_aliases)
@@ -49,15 +50,17 @@ def _chat_key(integration: ChatwootIntegration, event: Event) -> str:
     by_alias = dict(cast("Iterable[tuple[str, str]]", known))
     for candidate in candidates:
         if candidate in by_alias:
-            return str(by_alias[candidate])
-    return event.chat_id
+            return str(by_alias[candidate]), set(by_alias)
+    return event.chat_id, set(by_alias)
 
 
-def _remember_aliases(integration: ChatwootIntegration, chat_key: str, event: Event) -> None:
+def _remember_aliases(
+    integration: ChatwootIntegration, chat_key: str, event: Event, known: set[str]
+) -> None:
     aliases = {event.chat_id}
     if isinstance(event, InboundMessage):
         aliases.update(event.chat_aliases)
-    for alias in aliases:
+    for alias in aliases - known:
         ChatAlias.insert(
             integration=integration, identifier=alias, chat_key=chat_key
         ).on_conflict_ignore().execute()
@@ -87,8 +90,8 @@ def store_inbound(integration: ChatwootIntegration, events: list[Event]) -> list
     with database.atomic():
         _serialize_intake(integration)
         for event in events:
-            chat_key = _chat_key(integration, event)
-            _remember_aliases(integration, chat_key, event)
+            chat_key, known = _chat_key(integration, event)
+            _remember_aliases(integration, chat_key, event, known)
             event_id = _insert_once(integration, event, chat_key)
             if event_id is not None:
                 stored.append(StoredEvent(event_id, chat_key))

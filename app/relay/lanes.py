@@ -20,9 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from redis.lock import Lock
 
 from app.config import get_settings
 from app.integrations.errors import (
@@ -32,8 +35,15 @@ from app.integrations.errors import (
     RemoteUnauthorized,
     is_transient,
 )
-from app.relay.inbound import Delivered, InboundContext, MediaUnavailable, Outcome, deliver
-from app.store.db import database
+from app.relay.inbound import (
+    Delivered,
+    InboundContext,
+    MediaUnavailable,
+    Outcome,
+    deliver,
+    remember_message,
+)
+from app.store.db import database, thread_connection
 from app.store.models import (
     DIRECTION_INBOUND,
     EVENT_DELIVERED,
@@ -62,6 +72,12 @@ class DrainResult:
     failed: int = 0
     retry_after: float | None = None
     held: bool = False
+    backing_off: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """The lane cannot go on now (retry scheduled, held, or waiting for a backoff)."""
+        return self.retry_after is not None or self.held or self.backing_off
 
 
 @dataclass(frozen=True)
@@ -108,20 +124,33 @@ def lock_seconds() -> float:
     return settings.remote_timeout_seconds * (settings.remote_retry_attempts + 1) + 10
 
 
+QUEUED_FLAG_SECONDS = 300
+
+
+def claim_enqueue(integration_id: str, chat_key: str) -> bool:
+    """True when the caller should enqueue the lane: no drain of it is queued yet.
+
+    Saves a worker run per event when a chat is busy. The flag is cleared when a drain
+    starts, so an event stored after that enqueues the lane again; a lost queue message at
+    worst delays the lane until the flag expires or the recovery sweep (which ignores the
+    flag) comes by.
+    """
+    key = redis_key("queued", integration_id, chat_key)
+    return bool(get_redis().set(key, b"1", nx=True, ex=QUEUED_FLAG_SECONDS))
+
+
 def drain(integration_id: str, chat_key: str, make_context: ContextFactory) -> DrainResult:
     """Deliver the lane's pending events in order; see the module docstring."""
-    lock = get_redis().lock(redis_key("lane", integration_id, chat_key), timeout=lock_seconds())
+    redis = get_redis()
+    redis.delete(redis_key("queued", integration_id, chat_key))
+    lock = redis.lock(redis_key("lane", integration_id, chat_key), timeout=lock_seconds())
     total = DrainResult()
     while lock.acquire(blocking=False):
         try:
             total = _merge(total, _drain_locked(integration_id, chat_key, make_context, lock))
         finally:
             lock.release()
-        if (
-            total.retry_after is not None
-            or total.held
-            or not _has_ready_event(integration_id, chat_key)
-        ):
+        if total.stopped or not _has_ready_event(integration_id, chat_key):
             break
     return total
 
@@ -132,23 +161,27 @@ def _merge(first: DrainResult, second: DrainResult) -> DrainResult:
         failed=first.failed + second.failed,
         retry_after=second.retry_after,
         held=second.held,
+        backing_off=second.backing_off,
     )
 
 
 def _drain_locked(
-    integration_id: str, chat_key: str, make_context: ContextFactory, lock: object
+    integration_id: str, chat_key: str, make_context: ContextFactory, lock: Lock
 ) -> DrainResult:
-    with database.connection_context():
+    with thread_connection():
         integration = ChatwootIntegration.get_or_none(ChatwootIntegration.id == integration_id)
         if integration is None or not deliverable(integration):
             return DrainResult(held=integration is not None)
         context = make_context(integration)
         delivered = failed = 0
+        renewed = time.monotonic()
         while (row := _head(integration_id, chat_key)) is not None:
             if row.next_attempt_at is not None and row.next_attempt_at > utcnow():
-                wait = (row.next_attempt_at - utcnow()).total_seconds()
-                return DrainResult(delivered, failed, retry_after=max(wait, 0.1))
-            lock.reacquire()  # type: ignore[attr-defined]
+                # an earlier run scheduled the retry of this event; leave it to that run
+                return DrainResult(delivered, failed, backing_off=True)
+            if time.monotonic() - renewed > lock_seconds() / 3:
+                lock.reacquire()
+                renewed = time.monotonic()
             step = _deliver_one(context, row)
             if step is DELIVERED:
                 delivered += 1
@@ -177,7 +210,7 @@ def _head(integration_id: str, chat_key: str) -> RelayEvent | None:
 
 
 def _has_ready_event(integration_id: str, chat_key: str) -> bool:
-    with database.connection_context():
+    with thread_connection():
         head = _head(integration_id, chat_key)
         return head is not None and (
             head.next_attempt_at is None or head.next_attempt_at <= utcnow()
@@ -202,7 +235,17 @@ def _deliver_one(context: InboundContext, row: RelayEvent) -> Step:
     except RemoteError as exc:
         return _classify_remote(context, row, exc)
     if isinstance(outcome, Delivered):
-        _finish(row, EVENT_DELIVERED, "")
+        with database.atomic():
+            if outcome.link is not None:
+                link = outcome.link
+                remember_message(
+                    context.integration,
+                    link.whatsapp_id,
+                    link.chatwoot_id,
+                    link.conversation_id,
+                    link.direction,
+                )
+            _finish(row, EVENT_DELIVERED, "")
     else:
         _finish(row, EVENT_WAITING, "waiting for the message this status belongs to")
     return DELIVERED

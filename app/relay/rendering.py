@@ -186,7 +186,9 @@ def _render_reaction(msg: InboundMessage) -> str:
 
 
 def _render_unsupported(msg: InboundMessage) -> str:
-    return f"[Unsupported message: {msg.unsupported_reason or 'unknown type'}]"
+    """A visible placeholder, with whatever text the message carried (e.g. a poll question)."""
+    placeholder = f"[Unsupported message: {msg.unsupported_reason or 'unknown type'}]"
+    return f"{placeholder}\n{escape_markdown(msg.text)}" if msg.text else placeholder
 
 
 def _render_system(msg: InboundMessage) -> str:

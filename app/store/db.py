@@ -7,6 +7,8 @@ webhook is acknowledged only after its event is durably committed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import peewee
@@ -16,7 +18,7 @@ database = peewee.DatabaseProxy()
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
-    "synchronous": "full",
+    "synchronous": "normal",
     "foreign_keys": 1,
     "busy_timeout": 10_000,
 }
@@ -28,7 +30,8 @@ def open_database(url: str) -> peewee.Database:
     scheme = urlsplit(url).scheme
     if scheme in _POSTGRES_SCHEMES:
         pooled = url.replace(f"{scheme}://", f"{scheme}+pool://", 1)
-        db = connect(pooled, max_connections=32, stale_timeout=300, timeout=10)
+        # threads keep their connection: the web thread pool (40) or a worker process (<=16)
+        db = connect(pooled, max_connections=48, stale_timeout=300, timeout=10)
     elif scheme.startswith("sqlite"):
         # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent writers
         # wait (busy_timeout) instead of failing when a read would upgrade to a write.
@@ -38,6 +41,26 @@ def open_database(url: str) -> peewee.Database:
     database.initialize(db)
     opened: peewee.Database = db
     return opened
+
+
+CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+
+
+@contextmanager
+def thread_connection() -> Iterator[None]:
+    """Use this thread's connection, opening it on first use and keeping it afterwards.
+
+    Long-lived threads (the web thread pool, worker threads) then skip a connect per unit of
+    work. After a connection-level error the connection is dropped, so the next use of the
+    thread reconnects (e.g. after a database restart).
+    """
+    database.connect(reuse_if_open=True)
+    try:
+        yield
+    except CONNECTION_ERRORS:
+        if not database.is_closed():
+            database.close()
+        raise
 
 
 def describe(url: str) -> str:

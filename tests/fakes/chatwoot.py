@@ -30,7 +30,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.fakes import chatwoot_views as views
@@ -119,12 +119,17 @@ def _recorded_form(parsed: ParsedBody) -> dict[str, Any] | None:
         return None
     form: dict[str, Any] = dict(parsed.form)
     for upload in parsed.files:
-        summary = {"filename": upload.filename, "content_type": upload.content_type,
-                   "size": len(upload.data)}
+        summary = {
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "size": len(upload.data),
+        }
         if upload.field.endswith("[]") or upload.field in form:
             existing = form.get(upload.field, [])
-            form[upload.field] = [*(existing if isinstance(existing, list) else [existing]),
-                                  summary]
+            form[upload.field] = [
+                *(existing if isinstance(existing, list) else [existing]),
+                summary,
+            ]
         else:
             form[upload.field] = summary
     return form
@@ -147,11 +152,28 @@ class FakeChatwoot(ConversationEndpoints):
         self._delays: list[_Rule] = []
         self._init_state()
         self._tokens: dict[str, int] = {}
-        routes = [Route(path, self._endpoint(name, scope), methods=[method])
-                  for method, path, name, scope in ROUTES]
-        routes.append(Route("/{path:path}", self._endpoint("route_not_found", "public"),
-                            methods=ALL_METHODS))
+        routes = [
+            Route(path, self._endpoint(name, scope), methods=[method])
+            for method, path, name, scope in ROUTES
+        ]
+        routes.append(Route("/__fake/stats", self._stats, methods=["GET"]))
+        routes.append(
+            Route("/{path:path}", self._endpoint("route_not_found", "public"), methods=ALL_METHODS)
+        )
         self.app = Starlette(routes=routes)
+
+    async def _stats(self, request: Request) -> JSONResponse:
+        """Counters for benchmarks that run the fake in another process (not Chatwoot API)."""
+        with self._lock:
+            return JSONResponse(
+                {
+                    "messages": len(self.messages),
+                    "contacts": len(self.contacts),
+                    "conversations": len(self.conversations),
+                    "calls": len(self.calls),
+                    "schema_errors": len(self.schema_errors),
+                }
+            )
 
     # ---- lifecycle ----
     @property
@@ -173,12 +195,22 @@ class FakeChatwoot(ConversationEndpoints):
         sock.bind((HOST, self._requested_port or self._port or 0))
         self._socket, self._port = sock, sock.getsockname()[1]
         # uvicorn only installs signal handlers in the main thread, so none are installed here.
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
-                                log_config=None, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=1,
+        )
         server = uvicorn.Server(config)
         self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name=f"fake-chatwoot-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [sock]},
+            name=f"fake-chatwoot-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
@@ -228,8 +260,12 @@ class FakeChatwoot(ConversationEndpoints):
             user_id = self._next_id("user")
             token = self._token()
             self.users[user_id] = {
-                "id": user_id, "name": name, "email": email or f"user{user_id}@example.test",
-                "roles": dict(roles), "access_token": token, "pubsub_token": self._token(),
+                "id": user_id,
+                "name": name,
+                "email": email or f"user{user_id}@example.test",
+                "roles": dict(roles),
+                "access_token": token,
+                "pubsub_token": self._token(),
             }
             self._tokens[token] = user_id
             return token
@@ -245,22 +281,26 @@ class FakeChatwoot(ConversationEndpoints):
             self._remove_inbox(account_id, inbox_id)
 
     # ---- faults ----
-    def fail_next(self, method: str, path_pattern: str, status: int, body: Any = None,
-                  times: int = 1) -> None:
+    def fail_next(
+        self, method: str, path_pattern: str, status: int, body: Any = None, times: int = 1
+    ) -> None:
         """Answer the next ``times`` matching requests with ``status`` without processing them."""
         with self._lock:
-            self._faults.append(_Rule(method.upper(), re.compile(path_pattern), times,
-                                      status=status, body=body))
+            self._faults.append(
+                _Rule(method.upper(), re.compile(path_pattern), times, status=status, body=body)
+            )
 
-    def set_delay(self, method: str, path_pattern: str, seconds: float,
-                  times: int | None = None) -> None:
+    def set_delay(
+        self, method: str, path_pattern: str, seconds: float, times: int | None = None
+    ) -> None:
         """Process matching requests at once but hold the answer back ``seconds``.
 
         So a client that times out leaves its effect behind, as a slow real Chatwoot does.
         """
         with self._lock:
-            self._delays.append(_Rule(method.upper(), re.compile(path_pattern), times,
-                                      seconds=seconds))
+            self._delays.append(
+                _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
+            )
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -317,29 +357,41 @@ class FakeChatwoot(ConversationEndpoints):
                 return
             await asyncio.sleep(min(left, 0.05))
 
-    def _answer(self, request: Request, name: str, scope: str, parsed: ParsedBody,
-                problems: list[str]) -> Response:
+    def _answer(
+        self, request: Request, name: str, scope: str, parsed: ParsedBody, problems: list[str]
+    ) -> Response:
         try:
             with self._lock:
                 ctx = self._context(request, scope, parsed)
                 if parsed.error:  # ActionDispatch::Http::Parameters::ParseError
                     raise ApiError(400, {"status": 400, "error": "Bad Request"})
                 if problems:
-                    raise ApiError(422, {"error": "Request does not match Chatwoot's API schema: "
-                                                  + "; ".join(problems)})
+                    raise ApiError(
+                        422,
+                        {
+                            "error": "Request does not match Chatwoot's API schema: "
+                            + "; ".join(problems)
+                        },
+                    )
                 return views.to_response(getattr(self, name)(ctx))
         except ApiError as exc:
             return views.to_response((exc.status, exc.body))
 
     def _context(self, request: Request, scope: str, parsed: ParsedBody) -> Ctx:
         """Authenticate like Api::BaseController and Accounts::BaseController."""
-        ctx = Ctx(user={}, path=dict(request.path_params), query=dict(request.query_params),
-                  params=copy.deepcopy(parsed.params()),  # stored state must not alias `calls`
-                  files=parsed.files, base_url=self.base_url)
+        ctx = Ctx(
+            user={},
+            path=dict(request.path_params),
+            query=dict(request.query_params),
+            params=copy.deepcopy(parsed.params()),  # stored state must not alias `calls`
+            files=parsed.files,
+            base_url=self.base_url,
+        )
         if scope == "public":
             return ctx
-        token = (request.headers.get("api_access_token")
-                 or request.headers.get("api-access-token") or "").strip()
+        token = (
+            request.headers.get("api_access_token") or request.headers.get("api-access-token") or ""
+        ).strip()
         if not token:  # devise: authenticate_user!
             raise ApiError(401, {"errors": [views.SIGN_IN]})
         user_id = self._tokens.get(token)
@@ -357,12 +409,19 @@ class FakeChatwoot(ConversationEndpoints):
         return ctx
 
     def _record(self, request: Request, parsed: ParsedBody) -> RecordedCall:
-        headers = {k.lower(): (REDACTED if k.lower() in SECRET_HEADERS else v)
-                   for k, v in request.headers.items()}
+        headers = {
+            k.lower(): (REDACTED if k.lower() in SECRET_HEADERS else v)
+            for k, v in request.headers.items()
+        }
         call = RecordedCall(
-            method=request.method, path=request.url.path, query=dict(request.query_params),
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
             json=parsed.json if parsed.kind == JSON_KIND else None,
-            form=_recorded_form(parsed), status=0, headers=headers)
+            form=_recorded_form(parsed),
+            status=0,
+            headers=headers,
+        )
         with self._lock:
             self.calls.append(call)
         return call
@@ -374,7 +433,8 @@ class FakeChatwoot(ConversationEndpoints):
         if attachment is None or ctx.path["kind"] not in ("blobs", "representations"):
             raise views.not_found()
         return RedirectResponse(
-            f"/rails/active_storage/disk/{attachment['key']}/{ctx.path['filename']}", 302)
+            f"/rails/active_storage/disk/{attachment['key']}/{ctx.path['filename']}", 302
+        )
 
     def serve_blob(self, ctx: Ctx) -> Response:
         attachment = self.blobs.get(ctx.path["key"])

@@ -31,8 +31,17 @@ MESSAGE_STATUSES = ("sent", "delivered", "read", "failed")
 PAGE_SIZE = 20  # MessageFinder
 SEARCH_PAGE_SIZE = 15  # ContactsController::RESULTS_PER_PAGE
 # Distinct id ranges, so a contact id passed where an inbox id belongs fails loudly.
-ID_BASES = {"account": 1, "user": 1, "inbox": 101, "channel": 1, "contact": 1001,
-            "contact_inbox": 50001, "conversation": 70001, "message": 100001, "attachment": 1}
+ID_BASES = {
+    "account": 1,
+    "user": 1,
+    "inbox": 101,
+    "channel": 1,
+    "contact": 1001,
+    "contact_inbox": 50001,
+    "conversation": 70001,
+    "message": 100001,
+    "attachment": 1,
+}
 
 
 @dataclass
@@ -84,7 +93,8 @@ class ChatwootState:
         self.messages: dict[int, dict[str, Any]] = {}
         self.blobs: dict[str, dict[str, Any]] = {}  # signed id or disk key -> attachment
         self._counters: dict[str, Iterator[int]] = {
-            k: itertools.count(v) for k, v in ID_BASES.items()}
+            k: itertools.count(v) for k, v in ID_BASES.items()
+        }
         self._display_ids: dict[int, Iterator[int]] = {}
         self._rng = random.Random(20260617)  # deterministic tokens and secrets
 
@@ -118,10 +128,14 @@ class ChatwootState:
                 return conv
         raise not_found()
 
-    def _contact_inboxes_of(self, contact: dict[str, Any]
-                            ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        return [(ci, self.inboxes[ci["inbox_id"]]) for ci in self.contact_inboxes
-                if ci["contact_id"] == contact["id"] and ci["inbox_id"] in self.inboxes]
+    def _contact_inboxes_of(
+        self, contact: dict[str, Any]
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [
+            (ci, self.inboxes[ci["inbox_id"]])
+            for ci in self.contact_inboxes
+            if ci["contact_id"] == contact["id"] and ci["inbox_id"] in self.inboxes
+        ]
 
     def _render_contact(self, contact: dict[str, Any]) -> dict[str, Any]:
         return views.contact_json(contact, self._contact_inboxes_of(contact))
@@ -163,15 +177,23 @@ class ChatwootState:
             raise record_invalid([("name", "Name can't be blank")])
         inbox_id = self._next_id("inbox")
         self.inboxes[inbox_id] = {
-            "id": inbox_id, "account_id": ctx.account_id, "name": ctx.params["name"],
-            "channel_id": self._next_id("channel"), "channel_type": "Channel::Api",
-            "webhook_url": channel.get("webhook_url"), "inbox_identifier": self._token(),
-            "hmac_token": self._token(), "secret": self._token(32),
+            "id": inbox_id,
+            "account_id": ctx.account_id,
+            "name": ctx.params["name"],
+            "channel_id": self._next_id("channel"),
+            "channel_type": "Channel::Api",
+            "webhook_url": channel.get("webhook_url"),
+            "inbox_identifier": self._token(),
+            "hmac_token": self._token(),
+            "secret": self._token(32),
             "hmac_mandatory": bool(channel.get("hmac_mandatory", False)),
             "additional_attributes": channel.get("additional_attributes") or {},
-            "greeting_enabled": False, "greeting_message": None,
-            "enable_auto_assignment": True, "lock_to_single_conversation": False,
-            "timezone": "UTC", "created_at": int(time.time()),
+            "greeting_enabled": False,
+            "greeting_message": None,
+            "enable_auto_assignment": True,
+            "lock_to_single_conversation": False,
+            "timezone": "UTC",
+            "created_at": int(time.time()),
         }
         self._apply_inbox_settings(self.inboxes[inbox_id], ctx.params)
         return 200, views.inbox_json(self.inboxes[inbox_id], administrator=True)
@@ -191,8 +213,13 @@ class ChatwootState:
 
     @staticmethod
     def _apply_inbox_settings(inbox: dict[str, Any], params: dict[str, Any]) -> None:
-        for key in ("greeting_enabled", "greeting_message", "enable_auto_assignment",
-                    "lock_to_single_conversation", "timezone"):
+        for key in (
+            "greeting_enabled",
+            "greeting_message",
+            "enable_auto_assignment",
+            "lock_to_single_conversation",
+            "timezone",
+        ):
             if key in params:
                 inbox[key] = params[key]
 
@@ -209,8 +236,11 @@ class ChatwootState:
         if phone and not E164.fullmatch(str(phone)):
             errors.append(("phone_number", "Phone number should be in e164 format"))
         peers = [c for c in self.contacts.values() if c["account_id"] == account_id]
-        for attr, label in (("phone_number", "Phone number"), ("identifier", "Identifier"),
-                            ("email", "Email")):
+        for attr, label in (
+            ("phone_number", "Phone number"),
+            ("identifier", "Identifier"),
+            ("email", "Email"),
+        ):
             value = fields.get(attr)
             fold = (lambda v: str(v).lower()) if attr == "email" else str
             if value and any(p[attr] and fold(p[attr]) == fold(value) for p in peers):
@@ -228,29 +258,49 @@ class ChatwootState:
         contact_id = self._next_id("contact")
         now = int(time.time())
         contact = {
-            "id": contact_id, "account_id": ctx.account_id, "name": p.get("name") or "",
-            "email": p.get("email"), "phone_number": p.get("phone_number"),
-            "identifier": p.get("identifier"), "blocked": truthy(p.get("blocked")),
+            "id": contact_id,
+            "account_id": ctx.account_id,
+            "name": p.get("name") or "",
+            "email": p.get("email"),
+            "phone_number": p.get("phone_number"),
+            "identifier": p.get("identifier"),
+            "blocked": truthy(p.get("blocked")),
             "additional_attributes": p.get("additional_attributes") or {},
             "custom_attributes": p.get("custom_attributes") or {},
-            "created_at": now, "last_activity_at": None,
+            "created_at": now,
+            "last_activity_at": None,
         }
         self.contacts[contact_id] = contact
         ci = self._add_ci(contact, inbox, p.get("source_id")) if inbox else None
-        ci_json = {"inbox": views.inbox_slim(inbox) if inbox else None,
-                   "source_id": ci["source_id"] if ci else None}
-        return 200, {"payload": {"contact": self._render_contact(contact),
-                                 "contact_inbox": ci_json}}
+        ci_json = {
+            "inbox": views.inbox_slim(inbox) if inbox else None,
+            "source_id": ci["source_id"] if ci else None,
+        }
+        return 200, {
+            "payload": {"contact": self._render_contact(contact), "contact_inbox": ci_json}
+        }
 
     def _find_ci(self, inbox_id: int, source_id: str) -> dict[str, Any] | None:
-        return next((ci for ci in self.contact_inboxes
-                     if ci["inbox_id"] == inbox_id and ci["source_id"] == source_id), None)
+        return next(
+            (
+                ci
+                for ci in self.contact_inboxes
+                if ci["inbox_id"] == inbox_id and ci["source_id"] == source_id
+            ),
+            None,
+        )
 
-    def _add_ci(self, contact: dict[str, Any], inbox: dict[str, Any], source_id: Any
-                ) -> dict[str, Any]:
-        ci = {"id": self._next_id("contact_inbox"), "contact_id": contact["id"],
-              "inbox_id": inbox["id"], "source_id": str(source_id or self._uuid()),
-              "hmac_verified": False, "created_at": int(time.time())}
+    def _add_ci(
+        self, contact: dict[str, Any], inbox: dict[str, Any], source_id: Any
+    ) -> dict[str, Any]:
+        ci = {
+            "id": self._next_id("contact_inbox"),
+            "contact_id": contact["id"],
+            "inbox_id": inbox["id"],
+            "source_id": str(source_id or self._uuid()),
+            "hmac_verified": False,
+            "created_at": int(time.time()),
+        }
         self.contact_inboxes.append(ci)
         return ci
 
@@ -270,11 +320,13 @@ class ChatwootState:
 
         found = [c for c in self.contacts.values() if c["account_id"] == ctx.account_id and hit(c)]
         page = max(to_int(ctx.query.get("page")) or 1, 1)
-        chunk = found[(page - 1) * SEARCH_PAGE_SIZE: page * SEARCH_PAGE_SIZE + 1]
+        chunk = found[(page - 1) * SEARCH_PAGE_SIZE : page * SEARCH_PAGE_SIZE + 1]
         has_more = len(chunk) > SEARCH_PAGE_SIZE
         chunk = chunk[:SEARCH_PAGE_SIZE]
-        return 200, {"meta": {"count": len(chunk), "current_page": page, "has_more": has_more},
-                     "payload": [self._render_contact(c) for c in chunk]}
+        return 200, {
+            "meta": {"count": len(chunk), "current_page": page, "has_more": has_more},
+            "payload": [self._render_contact(c) for c in chunk],
+        }
 
     def contact_conversations(self, ctx: Ctx) -> Reply:
         contact = self._contact(ctx, ctx.path["id"])
@@ -305,7 +357,5 @@ class ChatwootState:
             raise KeyError(f"no inbox {inbox_id} in account {account_id}")
         del self.inboxes[inbox_id]
         self.contact_inboxes[:] = [ci for ci in self.contact_inboxes if ci["inbox_id"] != inbox_id]
-        for conv_id in [c["id"] for c in self.conversations.values()
-                        if c["inbox_id"] == inbox_id]:
+        for conv_id in [c["id"] for c in self.conversations.values() if c["inbox_id"] == inbox_id]:
             del self.conversations[conv_id]
-

@@ -48,8 +48,9 @@ class ConversationEndpoints(ChatwootState):
         """
         p = ctx.params
         inbox = self._inbox(ctx, p["inbox_id"]) if p.get("inbox_id") not in (None, "") else None
-        contact = (self._contact(ctx, p["contact_id"])
-                   if p.get("contact_id") not in (None, "") else None)
+        contact = (
+            self._contact(ctx, p["contact_id"]) if p.get("contact_id") not in (None, "") else None
+        )
         source_id = str(p["source_id"]) if p.get("source_id") not in (None, "") else None
         if inbox and contact:
             existing = self._find_ci(inbox["id"], source_id) if source_id else None
@@ -77,12 +78,20 @@ class ConversationEndpoints(ChatwootState):
         display = self._display_ids.setdefault(inbox["account_id"], itertools.count(1))
         now = int(time.time())
         conv = {
-            "id": conv_id, "display_id": next(display), "account_id": inbox["account_id"],
-            "inbox_id": inbox["id"], "contact_id": ci["contact_id"], "contact_inbox_id": ci["id"],
-            "status": status, "uuid": self._uuid(), "muted": False, "snoozed_until": None,
+            "id": conv_id,
+            "display_id": next(display),
+            "account_id": inbox["account_id"],
+            "inbox_id": inbox["id"],
+            "contact_id": ci["contact_id"],
+            "contact_inbox_id": ci["id"],
+            "status": status,
+            "uuid": self._uuid(),
+            "muted": False,
+            "snoozed_until": None,
             "additional_attributes": ctx.params.get("additional_attributes") or {},
             "custom_attributes": ctx.params.get("custom_attributes") or {},
-            "assignee_id": ctx.params.get("assignee_id"), "created_at": now,
+            "assignee_id": ctx.params.get("assignee_id"),
+            "created_at": now,
             "last_activity_at": now,
         }
         self.conversations[conv_id] = conv
@@ -103,15 +112,23 @@ class ConversationEndpoints(ChatwootState):
             raise could_not_create(f"'{status}' is not a valid status")
         conv["status"] = status
         conv["snoozed_until"] = ctx.params.get("snoozed_until") if status == "snoozed" else None
-        return 200, {"meta": {}, "payload": {
-            "success": True, "conversation_id": conv["display_id"], "current_status": status,
-            "snoozed_until": conv["snoozed_until"]}}
+        return 200, {
+            "meta": {},
+            "payload": {
+                "success": True,
+                "conversation_id": conv["display_id"],
+                "current_status": status,
+                "snoozed_until": conv["snoozed_until"],
+            },
+        }
 
     # ---- messages ----
     def list_messages(self, ctx: Ctx) -> Reply:
         conv = self._conversation(ctx)
-        own = sorted((m for m in self.messages.values() if m["conversation_id"] == conv["id"]),
-                     key=lambda m: m["id"])
+        own = sorted(
+            (m for m in self.messages.values() if m["conversation_id"] == conv["id"]),
+            key=lambda m: m["id"],
+        )
         before = to_int(ctx.query.get("before"))
         after = to_int(ctx.query.get("after"))
         if before is not None:
@@ -120,11 +137,15 @@ class ConversationEndpoints(ChatwootState):
             own = [m for m in own if m["id"] > after][:100]
         elif len(own) > PAGE_SIZE:
             own = own[-PAGE_SIZE:]
-        meta = {"labels": [], "additional_attributes": conv["additional_attributes"],
-                "contact": views.contact_sender(self.contacts[conv["contact_id"]]),
-                "assignee": None, "agent_last_seen_at": None, "assignee_last_seen_at": None}
-        return 200, {"meta": meta,
-                     "payload": [self._render_message(m, ctx.base_url) for m in own]}
+        meta = {
+            "labels": [],
+            "additional_attributes": conv["additional_attributes"],
+            "contact": views.contact_sender(self.contacts[conv["contact_id"]]),
+            "assignee": None,
+            "agent_last_seen_at": None,
+            "assignee_last_seen_at": None,
+        }
+        return 200, {"meta": meta, "payload": [self._render_message(m, ctx.base_url) for m in own]}
 
     def create_message(self, ctx: Ctx) -> Reply:
         conv = self._conversation(ctx)
@@ -132,14 +153,17 @@ class ConversationEndpoints(ChatwootState):
         message = self._build_message(ctx, conv, ctx.params, uploads)
         return 200, self._render_message(message, ctx.base_url)
 
-    def _build_message(self, ctx: Ctx, conv: dict[str, Any], p: dict[str, Any],
-                       uploads: list[UploadedFile]) -> dict[str, Any]:
+    def _build_message(
+        self, ctx: Ctx, conv: dict[str, Any], p: dict[str, Any], uploads: list[UploadedFile]
+    ) -> dict[str, Any]:
         """Messages::MessageBuilder: stores whatever arrives; ``source_id`` is not de-duplicated."""
         message_type = p.get("message_type") or "outgoing"
         if message_type not in views.MESSAGE_TYPES:
             raise could_not_create(f"'{message_type}' is not a valid message_type")
-        if message_type == "incoming" and self.inboxes[conv["inbox_id"]]["channel_type"] != \
-                "Channel::Api":
+        if (
+            message_type == "incoming"
+            and self.inboxes[conv["inbox_id"]]["channel_type"] != "Channel::Api"
+        ):
             raise could_not_create("Incoming messages are only allowed in Api inboxes")
         attrs = p.get("content_attributes") or {}
         if isinstance(attrs, str):  # multipart sends it as a JSON string; bad JSON -> {}
@@ -147,16 +171,24 @@ class ConversationEndpoints(ChatwootState):
         incoming = message_type == "incoming"
         message_id = self._next_id("message")
         message = {
-            "id": message_id, "account_id": conv["account_id"], "inbox_id": conv["inbox_id"],
-            "conversation_id": conv["id"], "conversation_display_id": conv["display_id"],
+            "id": message_id,
+            "account_id": conv["account_id"],
+            "inbox_id": conv["inbox_id"],
+            "conversation_id": conv["id"],
+            "conversation_display_id": conv["display_id"],
             "message_type": message_type,
-            "content": p.get("content"), "content_type": p.get("content_type") or "text",
+            "content": p.get("content"),
+            "content_type": p.get("content_type") or "text",
             "content_attributes": attrs if isinstance(attrs, dict) else {},
-            "source_id": p.get("source_id"), "echo_id": p.get("echo_id"),
-            "private": truthy(p.get("private")), "status": "sent", "external_error": None,
+            "source_id": p.get("source_id"),
+            "echo_id": p.get("echo_id"),
+            "private": truthy(p.get("private")),
+            "status": "sent",
+            "external_error": None,
             "sender_type": "Contact" if incoming else "User",
             "sender_id": conv["contact_id"] if incoming else ctx.user["id"],
-            "created_at": int(time.time()), "attachments": [],
+            "created_at": int(time.time()),
+            "attachments": [],
         }
         for upload in uploads:
             message["attachments"].append(self._store_attachment(upload))
@@ -170,10 +202,13 @@ class ConversationEndpoints(ChatwootState):
         major = upload.content_type.split("/")[0]
         signed_id, key = self._token(40), self._token(28)
         attachment: dict[str, Any] = {
-            "id": self._next_id("attachment"), "filename": upload.filename,
-            "content_type": upload.content_type, "data": upload.data,
+            "id": self._next_id("attachment"),
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "data": upload.data,
             "file_type": major if major in ("image", "audio", "video") else "file",
-            "signed_id": signed_id, "key": key,
+            "signed_id": signed_id,
+            "key": key,
         }
         self.blobs[signed_id] = self.blobs[key] = attachment
         return attachment
@@ -187,8 +222,9 @@ class ConversationEndpoints(ChatwootState):
         if message is None or message["conversation_id"] != conv["id"]:
             raise not_found()
         status = ctx.params.get("status")
-        if status in MESSAGE_STATUSES and not (message["status"] == "read" and
-                                               status == "delivered"):
+        if status in MESSAGE_STATUSES and not (
+            message["status"] == "read" and status == "delivered"
+        ):
             error = ctx.params.get("external_error") if status == "failed" else None
             message["status"] = status
             message["external_error"] = error

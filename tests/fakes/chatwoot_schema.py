@@ -187,11 +187,19 @@ class SchemaBook:
                 if not body:
                     continue
                 schemas = {kind: media.get("schema", {}) for kind, media in body["content"].items()}
-                ops.append(_Operation(method.upper(), template, template_to_regex(template),
-                                      bool(body.get("required")), schemas))
+                ops.append(
+                    _Operation(
+                        method.upper(),
+                        template,
+                        template_to_regex(template),
+                        bool(body.get("required")),
+                        schemas,
+                    )
+                )
         for (method, template), schema in EXTRA_SCHEMAS.items():
-            ops.append(_Operation(method, template, template_to_regex(template), True,
-                                  {JSON_KIND: schema}))
+            ops.append(
+                _Operation(method, template, template_to_regex(template), True, {JSON_KIND: schema})
+            )
         # Literal segments beat placeholders: /contacts/filter before /contacts/{id}.
         ops.sort(key=lambda op: op.template.count("{"))
         return ops
@@ -212,8 +220,10 @@ class SchemaBook:
     def _rebase(self, schema: Any) -> Any:
         """Point local ``#/components/...`` refs at the registered swagger document."""
         if isinstance(schema, dict):
-            return {k: (SWAGGER_URI + v if k == "$ref" and v.startswith("#") else self._rebase(v))
-                    for k, v in schema.items()}
+            return {
+                k: (SWAGGER_URI + v if k == "$ref" and v.startswith("#") else self._rebase(v))
+                for k, v in schema.items()
+            }
         if isinstance(schema, list):
             return [self._rebase(v) for v in schema]
         return schema

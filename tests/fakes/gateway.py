@@ -48,10 +48,17 @@ SECRET_HEADERS = ("token", "authorization", "cookie")
 MEDIA_TYPES = ("image", "video", "document", "audio")
 MISSING_TOKEN = "Missing token in header, Authorization header, or query parameter"
 _NUMBER = re.compile(
-    r"^(\d{8,15}(@s\.whatsapp\.net)?|\d+@(lid|newsletter)|[\d-]+@g\.us|status@broadcast)$")
-_STATUS_TEXT = {400: "Bad Request", 401: "Invalid token", 403: "Forbidden", 404: "Not Found",
-                429: "Rate limit exceeded. Try again later.", 500: "Internal server error",
-                503: "Instance is not connected to WhatsApp"}
+    r"^(\d{8,15}(@s\.whatsapp\.net)?|\d+@(lid|newsletter)|[\d-]+@g\.us|status@broadcast)$"
+)
+_STATUS_TEXT = {
+    400: "Bad Request",
+    401: "Invalid token",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Rate limit exceeded. Try again later.",
+    500: "Internal server error",
+    503: "Instance is not connected to WhatsApp",
+}
 
 
 @dataclass
@@ -138,16 +145,33 @@ class FakeGateway:
         self._tokens: dict[str, str] = {}  # token -> instance
         self._disconnected: set[str] = set()
         self._media: dict[str, tuple[bytes, str]] = {}
-        sends = {"text": self._send_text, "media": self._send_media,
-                 "reaction": self._send_reaction}
-        self.app = Starlette(routes=[
-            *(Route(f"/api/message/{kind}/{{instance}}", self._endpoint(handler),
-                    methods=["POST"]) for kind, handler in sends.items()),
-            Route("/media/{media_id}", self._endpoint(self._serve_media, auth=False),
-                  methods=["GET", "HEAD"]),
-            Route("/{path:path}", self._endpoint(self._not_found, auth=False),
-                  methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        ])
+        sends = {
+            "text": self._send_text,
+            "media": self._send_media,
+            "reaction": self._send_reaction,
+        }
+        self.app = Starlette(
+            routes=[
+                *(
+                    Route(
+                        f"/api/message/{kind}/{{instance}}",
+                        self._endpoint(handler),
+                        methods=["POST"],
+                    )
+                    for kind, handler in sends.items()
+                ),
+                Route(
+                    "/media/{media_id}",
+                    self._endpoint(self._serve_media, auth=False),
+                    methods=["GET", "HEAD"],
+                ),
+                Route(
+                    "/{path:path}",
+                    self._endpoint(self._not_found, auth=False),
+                    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                ),
+            ]
+        )
 
     # ---- lifecycle ----
     @property
@@ -164,11 +188,21 @@ class FakeGateway:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, self._requested_port or self._port or 0))
         self._socket, self._port = sock, sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
-                                log_config=None, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=1,
+        )
         server = self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name=f"fake-gateway-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [sock]},
+            name=f"fake-gateway-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
@@ -218,8 +252,9 @@ class FakeGateway:
             self._media[media_id] = (data, mimetype)
         return f"{self.base_url}/media/{media_id}"
 
-    def webhook_body(self, event: str, data: Any, instance: str,
-                     token: str | None = None) -> dict[str, Any]:
+    def webhook_body(
+        self, event: str, data: Any, instance: str, token: str | None = None
+    ) -> dict[str, Any]:
         """The envelope this gateway would POST; ``token`` defaults to the instance's."""
         if token is None:
             with self._lock:
@@ -231,22 +266,26 @@ class FakeGateway:
             return [m for m in self.sent if m.number == number]
 
     # ---- faults ----
-    def fail_next(self, method: str, path_pattern: str, status: int, body: Any = None,
-                  times: int = 1) -> None:
+    def fail_next(
+        self, method: str, path_pattern: str, status: int, body: Any = None, times: int = 1
+    ) -> None:
         """Answer the next ``times`` matching requests with ``status`` without processing them.
 
         ``body`` defaults to RyzeAPI's error envelope for that status.
         """
         with self._lock:
-            self._faults.append(_Rule(method.upper(), re.compile(path_pattern), times,
-                                      status=status, body=body))
+            self._faults.append(
+                _Rule(method.upper(), re.compile(path_pattern), times, status=status, body=body)
+            )
 
-    def set_delay(self, method: str, path_pattern: str, seconds: float,
-                  times: int | None = None) -> None:
+    def set_delay(
+        self, method: str, path_pattern: str, seconds: float, times: int | None = None
+    ) -> None:
         """Process matching requests at once but hold the answer back ``seconds``."""
         with self._lock:
-            self._delays.append(_Rule(method.upper(), re.compile(path_pattern), times,
-                                      seconds=seconds))
+            self._delays.append(
+                _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
+            )
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -269,8 +308,9 @@ class FakeGateway:
         return rule
 
     # ---- request pipeline ----
-    def _endpoint(self, handler: Callable[[Request, Any], Awaitable[Response]],
-                  auth: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    def _endpoint(
+        self, handler: Callable[[Request, Any], Awaitable[Response]], auth: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             method, path = request.method, request.url.path
             raw = await request.body()
@@ -306,8 +346,14 @@ class FakeGateway:
             return Response(fault.body, fault.status)
         return JSONResponse(fault.body, fault.status)
 
-    async def _answer(self, request: Request, handler: Callable[[Request, Any],
-                      Awaitable[Response]], auth: bool, payload: Any, bad_json: bool) -> Response:
+    async def _answer(
+        self,
+        request: Request,
+        handler: Callable[[Request, Any], Awaitable[Response]],
+        auth: bool,
+        payload: Any,
+        bad_json: bool,
+    ) -> Response:
         try:
             if auth:
                 self._authenticate(request)
@@ -320,8 +366,12 @@ class FakeGateway:
     def _authenticate(self, request: Request) -> None:
         """RyzeAPI's order: token present (401), token known (401), instance (404), owner (403)."""
         bearer = request.headers.get("authorization", "")
-        token = (request.headers.get("token") or bearer.removeprefix("Bearer ").strip()
-                 or request.query_params.get("token") or "").strip()
+        token = (
+            request.headers.get("token")
+            or bearer.removeprefix("Bearer ").strip()
+            or request.query_params.get("token")
+            or ""
+        ).strip()
         if not token:
             raise GatewayError(401, MISSING_TOKEN)
         instance = request.path_params["instance"]
@@ -348,10 +398,13 @@ class FakeGateway:
             await asyncio.sleep(min(left, 0.05))
 
     def _record(self, request: Request, payload: Any) -> RecordedCall:
-        headers = {k.lower(): (REDACTED if k.lower() in SECRET_HEADERS else v)
-                   for k, v in request.headers.items()}
-        query = {k: (REDACTED if k.lower() == "token" else v)
-                 for k, v in request.query_params.items()}
+        headers = {
+            k.lower(): (REDACTED if k.lower() in SECRET_HEADERS else v)
+            for k, v in request.headers.items()
+        }
+        query = {
+            k: (REDACTED if k.lower() == "token" else v) for k, v in request.query_params.items()
+        }
         call = RecordedCall(request.method, request.url.path, query, payload, 0, headers)
         with self._lock:
             self.calls.append(call)
@@ -370,21 +423,32 @@ class FakeGateway:
             raise GatewayError(400, "replyTo must be a message id")
         return reply
 
-    def _accept(self, request: Request, kind: str, number: str, body: dict[str, Any],
-                data: dict[str, Any], message: str = "Message sent successfully",
-                media_bytes: bytes | None = None) -> Response:
+    def _accept(
+        self,
+        request: Request,
+        kind: str,
+        number: str,
+        body: dict[str, Any],
+        data: dict[str, Any],
+        message: str = "Message sent successfully",
+        media_bytes: bytes | None = None,
+    ) -> Response:
         message_id = "3EB0" + secrets.token_hex(9).upper()
         instance = request.path_params["instance"]
         with self._lock:
-            self.sent.append(SentMessage(instance, kind, number, message_id, dict(body),
-                                         media_bytes))
+            self.sent.append(
+                SentMessage(instance, kind, number, message_id, dict(body), media_bytes)
+            )
         chat_type = "group" if number.endswith("@g.us") else "private"
-        echo = {"messageId": message_id, "direction": "outgoing",
-                "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "chat": {"jid": _jid(number), "type": chat_type},
-                "sender": {"name": instance}, **data}
-        return JSONResponse({"success": True, "message": message, "status": "sent",
-                             "data": echo})
+        echo = {
+            "messageId": message_id,
+            "direction": "outgoing",
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "chat": {"jid": _jid(number), "type": chat_type},
+            "sender": {"name": instance},
+            **data,
+        }
+        return JSONResponse({"success": True, "message": message, "status": "sent", "data": echo})
 
     async def _send_text(self, request: Request, body: dict[str, Any]) -> Response:
         number, text = self._number(body), _require(body, "message")
@@ -406,9 +470,13 @@ class FakeGateway:
             if value is not None and not isinstance(value, str):
                 raise GatewayError(400, f"{field} must be a string")
         data_bytes, mime = await self._media_source(str(url or b64), body.get("mimeType"))
-        data: dict[str, Any] = {"messageType": media_type, "content": body.get("message") or "",
-                                "mediaUrl": f"https://mmg.whatsapp.net/fake/{secrets.token_hex(6)}",
-                                "mediaMimeType": mime, "mediaSize": len(data_bytes or b"")}
+        data: dict[str, Any] = {
+            "messageType": media_type,
+            "content": body.get("message") or "",
+            "mediaUrl": f"https://mmg.whatsapp.net/fake/{secrets.token_hex(6)}",
+            "mediaMimeType": mime,
+            "mediaSize": len(data_bytes or b""),
+        }
         if reply:
             data["replyTo"] = {"messageId": reply}
         return self._accept(request, "media", number, body, data, media_bytes=data_bytes)
@@ -425,8 +493,9 @@ class FakeGateway:
         if not self.fetch_media:
             return None, default
         try:
-            async with httpx.AsyncClient(timeout=5, follow_redirects=True,
-                                         trust_env=False) as client:
+            async with httpx.AsyncClient(
+                timeout=5, follow_redirects=True, trust_env=False
+            ) as client:
                 response = await client.get(source)
         except httpx.HTTPError:
             raise GatewayError(400, "Failed to download media from URL") from None
@@ -444,8 +513,11 @@ class FakeGateway:
         if number.endswith("@g.us") and not from_me and not body.get("participant"):
             raise GatewayError(400, "missing_participant")
         removed = emoji == "remove"
-        data = {"messageType": "reaction", "content": "" if removed else emoji,
-                "replyTo": {"messageId": target}}
+        data = {
+            "messageType": "reaction",
+            "content": "" if removed else emoji,
+            "replyTo": {"messageId": target},
+        }
         message = "Reaction removed successfully" if removed else "Reaction sent successfully"
         return self._accept(request, "reaction", number, body, data, message)
 

@@ -23,8 +23,13 @@ GATEWAY_URL = "https://ryzeapi.cloud"
 GATEWAY_TOKEN = "gw-token"
 
 
-def webhook_body(event: str, data: Any, instance: str = "suporte", token: str = GATEWAY_TOKEN,
-                 base_url: str = GATEWAY_URL) -> dict[str, Any]:
+def webhook_body(
+    event: str,
+    data: Any,
+    instance: str = "suporte",
+    token: str = GATEWAY_TOKEN,
+    base_url: str = GATEWAY_URL,
+) -> dict[str, Any]:
     """The envelope RyzeAPI delivers to webhooks and WebSockets."""
     return {
         "event": event,
@@ -37,9 +42,15 @@ def _jid(phone: str) -> str:
     return f"{phone}@s.whatsapp.net"
 
 
-def message_data(message_id: str = "3EB0C431D2A8F7B61E5A", *, direction: str = "incoming",
-                 chat: dict[str, Any] | None = None, sender: dict[str, Any] | None = None,
-                 timestamp: Any = WHEN, **fields: Any) -> dict[str, Any]:
+def message_data(
+    message_id: str = "3EB0C431D2A8F7B61E5A",
+    *,
+    direction: str = "incoming",
+    chat: dict[str, Any] | None = None,
+    sender: dict[str, Any] | None = None,
+    timestamp: Any = WHEN,
+    **fields: Any,
+) -> dict[str, Any]:
     """A ``message.exchange`` payload; ``fields`` are merged into ``message``."""
     customer = {"jid": _jid(CUSTOMER), "lid": CUSTOMER_LID, "name": "João Silva"}
     business = {"jid": _jid(BUSINESS), "name": "Orion Suporte"}
@@ -60,20 +71,30 @@ def text_data(text: str = "Olá, preciso de ajuda com meu pedido", **kw: Any) ->
     return message_data(content={"text": text}, **kw)
 
 
-def outgoing_text_data(text: str = "Claro! Qual o número do pedido?", **kw: Any
-                       ) -> dict[str, Any]:
+def outgoing_text_data(text: str = "Claro! Qual o número do pedido?", **kw: Any) -> dict[str, Any]:
     """Typed by the business on its own phone: relayed to Chatwoot as outgoing."""
     return message_data(direction="outgoing", content={"text": text}, **kw)
 
 
-def media_data(media_type: str = "image", *, mimetype: str = "image/jpeg",
-               url: str | None = "https://mmg.whatsapp.net/v/t62.7118-24/1234.enc",
-               s3_url: str | None = "https://bucket.s3.amazonaws.com/suporte/3EB0.jpg",
-               base64: str | None = None, file_name: str | None = None,
-               caption: str | None = None, **kw: Any) -> dict[str, Any]:
+def media_data(
+    media_type: str = "image",
+    *,
+    mimetype: str = "image/jpeg",
+    url: str | None = "https://mmg.whatsapp.net/v/t62.7118-24/1234.enc",
+    s3_url: str | None = "https://bucket.s3.amazonaws.com/suporte/3EB0.jpg",
+    base64: str | None = None,
+    file_name: str | None = None,
+    caption: str | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
     media: dict[str, Any] = {"type": media_type, "mimetype": mimetype}
-    for key, value in (("url", url), ("s3Url", s3_url), ("base64", base64),
-                       ("fileName", file_name), ("caption", caption)):
+    for key, value in (
+        ("url", url),
+        ("s3Url", s3_url),
+        ("base64", base64),
+        ("fileName", file_name),
+        ("caption", caption),
+    ):
         if value is not None:
             media[key] = value
     return message_data(media=media, content={"text": caption} if caption else {}, **kw)
@@ -105,9 +126,16 @@ def sticker_data(**kw: Any) -> dict[str, Any]:
 
 
 def location_data(**kw: Any) -> dict[str, Any]:
-    return message_data(type="location", location={
-        "latitude": -23.561414, "longitude": -46.655881, "name": "MASP",
-        "address": "Av. Paulista, 1578 - Bela Vista, São Paulo"}, **kw)
+    return message_data(
+        type="location",
+        location={
+            "latitude": -23.561414,
+            "longitude": -46.655881,
+            "name": "MASP",
+            "address": "Av. Paulista, 1578 - Bela Vista, São Paulo",
+        },
+        **kw,
+    )
 
 
 VCARD = (
@@ -118,33 +146,36 @@ VCARD = (
 
 
 def contact_data(**kw: Any) -> dict[str, Any]:
-    return message_data(type="contact", contact={"displayName": "Maria Souza", "vcard": VCARD},
-                        **kw)
+    return message_data(
+        type="contact", contact={"displayName": "Maria Souza", "vcard": VCARD}, **kw
+    )
 
 
 def contacts_data(**kw: Any) -> dict[str, Any]:
-    second = ("BEGIN:VCARD\nVERSION:3.0\nFN:Pedro Lima\n"
-              "TEL;type=CELL:+55 11 91234-5678\nEND:VCARD")
-    return message_data(type="contacts", contacts=[
-        {"displayName": "Maria Souza", "vcard": VCARD},
-        {"displayName": "Pedro Lima", "vcard": second}], **kw)
+    second = "BEGIN:VCARD\nVERSION:3.0\nFN:Pedro Lima\nTEL;type=CELL:+55 11 91234-5678\nEND:VCARD"
+    return message_data(
+        type="contacts",
+        contacts=[
+            {"displayName": "Maria Souza", "vcard": VCARD},
+            {"displayName": "Pedro Lima", "vcard": second},
+        ],
+        **kw,
+    )
 
 
-def reaction_data(emoji: str = "👍", target: str = "wamid.agent.1", **kw: Any
-                  ) -> dict[str, Any]:
+def reaction_data(emoji: str = "👍", target: str = "wamid.agent.1", **kw: Any) -> dict[str, Any]:
     """A reaction, shaped like RyzeAPI's reaction echo: emoji in content, target in replyTo."""
-    return message_data(type="reaction", content={"text": emoji},
-                        replyTo={"messageId": target}, **kw)
+    return message_data(
+        type="reaction", content={"text": emoji}, replyTo={"messageId": target}, **kw
+    )
 
 
-def reply_data(text: str = "Esse aqui", quoted: str = "wamid.agent.1", **kw: Any
-               ) -> dict[str, Any]:
+def reply_data(text: str = "Esse aqui", quoted: str = "wamid.agent.1", **kw: Any) -> dict[str, Any]:
     return message_data(content={"text": text}, replyTo={"messageId": quoted}, **kw)
 
 
 def edit_data(**kw: Any) -> dict[str, Any]:
-    return message_data(type="message_edit", isEdit=True, content={"text": "texto corrigido"},
-                        **kw)
+    return message_data(type="message_edit", isEdit=True, content={"text": "texto corrigido"}, **kw)
 
 
 def revoke_data(**kw: Any) -> dict[str, Any]:
@@ -152,8 +183,9 @@ def revoke_data(**kw: Any) -> dict[str, Any]:
 
 
 def poll_data(**kw: Any) -> dict[str, Any]:
-    return message_data(type="poll", poll={"name": "Qual horário?",
-                                           "options": ["Manhã", "Tarde"]}, **kw)
+    return message_data(
+        type="poll", poll={"name": "Qual horário?", "options": ["Manhã", "Tarde"]}, **kw
+    )
 
 
 def unknown_data(**kw: Any) -> dict[str, Any]:
@@ -163,8 +195,9 @@ def unknown_data(**kw: Any) -> dict[str, Any]:
 
 def group_text_data(text: str = "Bom dia, grupo!", **kw: Any) -> dict[str, Any]:
     kw.setdefault("chat", {"jid": GROUP, "name": "Clientes VIP", "type": "group"})
-    kw.setdefault("sender", {"jid": _jid("5521987654321"), "lid": "99887766554433@lid",
-                             "name": "Ana"})
+    kw.setdefault(
+        "sender", {"jid": _jid("5521987654321"), "lid": "99887766554433@lid", "name": "Ana"}
+    )
     return message_data(content={"text": text}, **kw)
 
 
@@ -176,13 +209,16 @@ def newsletter_data(**kw: Any) -> dict[str, Any]:
 def lid_chat_data(text: str = "oi", **kw: Any) -> dict[str, Any]:
     """A private chat known by its LID only; the phone is on the sender."""
     kw.setdefault("chat", {"jid": CUSTOMER_LID, "name": "João Silva", "type": "private"})
-    kw.setdefault("sender", {"jid": _jid(CUSTOMER_12), "lid": CUSTOMER_LID,
-                             "name": "João Silva"})
+    kw.setdefault("sender", {"jid": _jid(CUSTOMER_12), "lid": CUSTOMER_LID, "name": "João Silva"})
     return message_data(content={"text": text}, **kw)
 
 
-def status_data(message_ids: list[str] | str = "wamid.agent.1", receipt: str = "delivered",
-                chat_jid: str = _jid(CUSTOMER), **fields: Any) -> dict[str, Any]:
+def status_data(
+    message_ids: list[str] | str = "wamid.agent.1",
+    receipt: str = "delivered",
+    chat_jid: str = _jid(CUSTOMER),
+    **fields: Any,
+) -> dict[str, Any]:
     """A ``message.status`` receipt (whatsmeow style) for one or more sent messages."""
     ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
     return {
@@ -196,8 +232,12 @@ def status_data(message_ids: list[str] | str = "wamid.agent.1", receipt: str = "
 
 
 def call_update_data() -> dict[str, Any]:
-    return {"callId": "CALL123", "status": "offer",
-            "from": {"jid": _jid(CUSTOMER), "name": "João Silva"}, "timestamp": WHEN}
+    return {
+        "callId": "CALL123",
+        "status": "offer",
+        "from": {"jid": _jid(CUSTOMER), "name": "João Silva"},
+        "timestamp": WHEN,
+    }
 
 
 def instance_state_data(state: str = "connected") -> dict[str, Any]:

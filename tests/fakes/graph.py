@@ -49,24 +49,30 @@ from starlette.routing import Route
 from tests.fakes.chatwoot import RecordedCall, _Rule
 from tests.fakes.chatwoot_schema import parse_multipart
 
-DEFAULT_SPEC = (Path(__file__).resolve().parents[3]
-                / "shared/reference/whatsapp-cloud/meta-business-messaging-api-v23.0.yaml")
+DEFAULT_SPEC = (
+    Path(__file__).resolve().parents[3]
+    / "shared/reference/whatsapp-cloud/meta-business-messaging-api-v23.0.yaml"
+)
 VERSION = "v23.0"
 HOST = "127.0.0.1"
 DOWNLOAD_PATH = "/whatsapp_business/attachments/"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-WA_DETAILS = {131047: "Message failed to send because more than 24 hours have passed since the "
-                      "customer last replied to this number.",
-              131056: "Too many messages sent from the sender phone number to the same recipient "
-                      "phone number in a short period of time.",
-              130429: "Cloud API message throughput has been reached."}
+WA_DETAILS = {
+    131047: "Message failed to send because more than 24 hours have passed since the "
+    "customer last replied to this number.",
+    131056: "Too many messages sent from the sender phone number to the same recipient "
+    "phone number in a short period of time.",
+    130429: "Cloud API message throughput has been reached.",
+}
 # code -> (HTTP status Meta answers with, message); from Meta's error-codes reference
 KNOWN_ERRORS: dict[int, tuple[int, str]] = {
-    1: (500, "An unknown error occurred"), 2: (503, "Service temporarily unavailable"),
+    1: (500, "An unknown error occurred"),
+    2: (503, "Service temporarily unavailable"),
     10: (403, "(#10) Application does not have permission for this action"),
     100: (400, "(#100) Invalid parameter"),
     190: (401, "Invalid OAuth access token - Cannot parse access token"),
-    2500: (400, "Unknown path components"), 130429: (400, "(#130429) Rate limit hit"),
+    2500: (400, "Unknown path components"),
+    130429: (400, "(#130429) Rate limit hit"),
     131000: (500, "(#131000) Something went wrong"),
     131026: (400, "(#131026) Message undeliverable"),
     131047: (400, "(#131047) Re-engagement message"),
@@ -75,12 +81,15 @@ KNOWN_ERRORS: dict[int, tuple[int, str]] = {
 STATUS_CODES = {400: 100, 401: 190, 403: 10, 429: 130429, 500: 1, 503: 2}
 
 
-def graph_error(code: int, message: str | None = None, *, subcode: int | None = None,
-                details: str | None = None) -> dict[str, Any]:
+def graph_error(
+    code: int, message: str | None = None, *, subcode: int | None = None, details: str | None = None
+) -> dict[str, Any]:
     """Graph's error envelope for ``code`` (message and WhatsApp details from the catalogue)."""
     error: dict[str, Any] = {
         "message": message or KNOWN_ERRORS.get(code, (0, f"(#{code}) Error"))[1],
-        "type": "GraphMethodException" if subcode == 33 else "OAuthException", "code": code}
+        "type": "GraphMethodException" if subcode == 33 else "OAuthException",
+        "code": code,
+    }
     if subcode is not None:
         error["error_subcode"] = subcode
     details = details or WA_DETAILS.get(code)
@@ -92,9 +101,17 @@ def graph_error(code: int, message: str | None = None, *, subcode: int | None = 
 
 def no_such_object(object_id: str, method: str = "get") -> GraphError:
     """What Graph says for an id that does not exist or that this token may not see."""
-    return GraphError(400, graph_error(100, (
-        f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be "
-        "loaded due to missing permissions, or does not support this operation."), subcode=33))
+    return GraphError(
+        400,
+        graph_error(
+            100,
+            (
+                f"Unsupported {method} request. Object with ID '{object_id}' does not exist, "
+                "cannot be loaded due to missing permissions, or does not support this operation."
+            ),
+            subcode=33,
+        ),
+    )
 
 
 def signed_webhook(body: dict[str, Any], app_secret: str) -> tuple[bytes, dict[str, str]]:
@@ -104,24 +121,45 @@ def signed_webhook(body: dict[str, Any], app_secret: str) -> tuple[bytes, dict[s
     return raw, {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
 
 
-def status_webhook(phone_number_id: str, message_id: str, recipient_id: str, status: str,
-                   *, error_code: int | None = None, timestamp: int | None = None
-                   ) -> dict[str, Any]:
+def status_webhook(
+    phone_number_id: str,
+    message_id: str,
+    recipient_id: str,
+    status: str,
+    *,
+    error_code: int | None = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
     """A ``statuses[]`` webhook body (shape of reference/whatsapp-cloud/status_*.json)."""
-    entry: dict[str, Any] = {"id": message_id, "status": status, "recipient_id": recipient_id,
-                             "timestamp": str(timestamp or int(time.time()))}
+    entry: dict[str, Any] = {
+        "id": message_id,
+        "status": status,
+        "recipient_id": recipient_id,
+        "timestamp": str(timestamp or int(time.time())),
+    }
     if error_code is not None:
         title = KNOWN_ERRORS.get(error_code, (0, "Error"))[1].split(") ", 1)[-1]
-        entry["errors"] = [{"code": error_code, "title": title, "message": title,
-                            "error_data": {"details": WA_DETAILS.get(error_code, title)}}]
-    value = {"messaging_product": "whatsapp", "statuses": [entry], "metadata": {
-        "display_phone_number": "15550783881", "phone_number_id": phone_number_id}}
-    return {"object": "whatsapp_business_account",
-            "entry": [{"id": "419561257915477", "changes": [{"value": value,
-                                                             "field": "messages"}]}]}
+        entry["errors"] = [
+            {
+                "code": error_code,
+                "title": title,
+                "message": title,
+                "error_data": {"details": WA_DETAILS.get(error_code, title)},
+            }
+        ]
+    value = {
+        "messaging_product": "whatsapp",
+        "statuses": [entry],
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "419561257915477", "changes": [{"value": value, "field": "messages"}]}],
+    }
 
 
 # ---- the spec's request schema for POST /{Phone-Number-ID}/messages ----
+
 
 def _flatten(node: Any, schemas: dict[str, Any]) -> Any:
     """Merge ``allOf`` lists where a part says ``additionalProperties: false``.
@@ -134,12 +172,17 @@ def _flatten(node: Any, schemas: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = {key: _flatten(value, schemas) for key, value in node.items()}
-    parts = [schemas[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
-             for p in node.get("allOf", ())]
+    parts = [
+        schemas[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in node.get("allOf", ())
+    ]
     if not any(part.get("additionalProperties") is False for part in parts):
         return node
-    merged: dict[str, Any] = {"type": "object", "properties": {}, "required": [],
-                              "additionalProperties": False}
+    merged: dict[str, Any] = {
+        "type": "object",
+        "properties": {},
+        "required": [],
+        "additionalProperties": False,
+    }
     for part in (_flatten(p, schemas) for p in parts):
         merged["properties"].update(part.get("properties", {}))
         merged["required"] += [r for r in part.get("required", []) if r not in merged["required"]]
@@ -164,11 +207,17 @@ def _apply_errata(schemas: dict[str, Any]) -> None:
     schemas["ButtonComponent"]["allOf"][1]["properties"]["index"] = index
 
 
-READ_RECEIPT = {"type": "object", "required": ["messaging_product", "status", "message_id"],
-                "additionalProperties": False,
-                "properties": {"messaging_product": {"const": "whatsapp"},
-                               "status": {"const": "read"}, "message_id": {"type": "string"},
-                               "typing_indicator": {"type": "object"}}}
+READ_RECEIPT = {
+    "type": "object",
+    "required": ["messaging_product", "status", "message_id"],
+    "additionalProperties": False,
+    "properties": {
+        "messaging_product": {"const": "whatsapp"},
+        "status": {"const": "read"},
+        "message_id": {"type": "string"},
+        "typing_indicator": {"type": "object"},
+    },
+}
 
 
 @lru_cache(maxsize=2)
@@ -180,12 +229,15 @@ def message_validators(spec_path: str) -> dict[str, Draft202012Validator]:
     raw = spec["components"]["schemas"]
     _apply_errata(raw)
     schemas = {name: _flatten(schema, raw) for name, schema in raw.items()}
-    resource = Resource.from_contents({"components": {"schemas": schemas}},
-                                      default_specification=DRAFT202012)
+    resource = Resource.from_contents(
+        {"components": {"schemas": schemas}}, default_specification=DRAFT202012
+    )
     registry: Registry[Any] = Registry().with_resource("urn:meta-spec", resource)
     mapping = schemas["Message"]["discriminator"]["mapping"]
-    validators = {kind: Draft202012Validator({"$ref": f"urn:meta-spec{ref}"}, registry=registry)
-                  for kind, ref in mapping.items()}
+    validators = {
+        kind: Draft202012Validator({"$ref": f"urn:meta-spec{ref}"}, registry=registry)
+        for kind, ref in mapping.items()
+    }
     validators["read"] = Draft202012Validator(READ_RECEIPT)
     return validators
 
@@ -198,11 +250,14 @@ def message_problems(body: Any, spec_path: str | Path = DEFAULT_SPEC) -> list[st
     kind = "read" if "status" in body else body.get("type", "text")
     if kind not in validators:
         return [f"type: unsupported message type {kind!r}"]
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message[:200]}"
-            for e in validators[kind].iter_errors(body)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message[:200]}"
+        for e in validators[kind].iter_errors(body)
+    ]
 
 
 # ---- the server ----
+
 
 class GraphError(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
@@ -258,15 +313,16 @@ class FakeGraph:
         self.download_redirects = 0
         self.reset()
         v = VERSION
-        routes = [Route(f"/{v}/{{object_id}}", self._endpoint(self.get_media), methods=["GET"]),
-                  Route(f"/{v}/{{object_id}}", self._endpoint(self.delete_media),
-                        methods=["DELETE"]),
-                  Route(f"/{v}/{{object_id}}/media", self._endpoint(self.upload_media),
-                        methods=["POST"]),
-                  Route(f"/{v}/{{object_id}}/messages", self._endpoint(self.send_message),
-                        methods=["POST"]),
-                  Route(DOWNLOAD_PATH, self._endpoint(self.download), methods=["GET"]),
-                  Route("/{rest:path}", self._endpoint(self.unknown_path), methods=ALL_METHODS)]
+        routes = [
+            Route(f"/{v}/{{object_id}}", self._endpoint(self.get_media), methods=["GET"]),
+            Route(f"/{v}/{{object_id}}", self._endpoint(self.delete_media), methods=["DELETE"]),
+            Route(f"/{v}/{{object_id}}/media", self._endpoint(self.upload_media), methods=["POST"]),
+            Route(
+                f"/{v}/{{object_id}}/messages", self._endpoint(self.send_message), methods=["POST"]
+            ),
+            Route(DOWNLOAD_PATH, self._endpoint(self.download), methods=["GET"]),
+            Route("/{rest:path}", self._endpoint(self.unknown_path), methods=ALL_METHODS),
+        ]
         self.app = Starlette(routes=routes)
 
     # ---- lifecycle (as FakeChatwoot: a restart keeps the port and the state) ----
@@ -288,11 +344,21 @@ class FakeGraph:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((HOST, self._requested_port or self._port))
         self._socket, self._port = sock, sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
-                                log_config=None, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=1,
+        )
         self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name=f"fake-graph-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [sock]},
+            name=f"fake-graph-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not server.started:
@@ -361,16 +427,18 @@ class FakeGraph:
         with self._lock:
             self._url_key = os.urandom(16)
 
-    def fail_next(self, method: str, path_pattern: str, status: int, body: Any = None,
-                  times: int = 1) -> None:
+    def fail_next(
+        self, method: str, path_pattern: str, status: int, body: Any = None, times: int = 1
+    ) -> None:
         """Answer the next ``times`` matching requests with ``status``, unprocessed.
 
         ``body``: None for Graph's default envelope for the status, an int for that error code's
         envelope (e.g. 131056, 130429), or a dict/str sent as is.
         """
         with self._lock:
-            self._faults.append(_Rule(method.upper(), re.compile(path_pattern), times,
-                                      status=status, body=body))
+            self._faults.append(
+                _Rule(method.upper(), re.compile(path_pattern), times, status=status, body=body)
+            )
 
     def fail_recipient(self, to: str, status: int, body: Any = None, times: int = 1) -> None:
         """Like :meth:`fail_next` for sends whose ``to`` has the digits of ``to``."""
@@ -378,12 +446,14 @@ class FakeGraph:
             pattern = re.compile(f"^{re.escape(_digits(to))}$")
             self._recipient_faults.append(_Rule("POST", pattern, times, status=status, body=body))
 
-    def set_delay(self, method: str, path_pattern: str, seconds: float,
-                  times: int | None = None) -> None:
+    def set_delay(
+        self, method: str, path_pattern: str, seconds: float, times: int | None = None
+    ) -> None:
         """Process matching requests at once but hold the answer back ``seconds``."""
         with self._lock:
-            self._delays.append(_Rule(method.upper(), re.compile(path_pattern), times,
-                                      seconds=seconds))
+            self._delays.append(
+                _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
+            )
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -404,9 +474,13 @@ class FakeGraph:
                 response = fault_response(fault.status, fault.body)
             else:
                 auth = request.headers.get("authorization", "")
-                ctx = _Request(dict(request.path_params), dict(request.query_params),
-                               auth[7:].strip() if auth[:7].lower() == "bearer " else "",
-                               request.headers.get("content-type", ""), body)
+                ctx = _Request(
+                    dict(request.path_params),
+                    dict(request.query_params),
+                    auth[7:].strip() if auth[:7].lower() == "bearer " else "",
+                    request.headers.get("content-type", ""),
+                    body,
+                )
                 try:
                     with self._lock:
                         response = handler(ctx)
@@ -426,8 +500,10 @@ class FakeGraph:
             await asyncio.sleep(min(left, 0.05))
 
     def _record(self, request: Request, body: bytes) -> RecordedCall:
-        headers = {k.lower(): ("<redacted>" if k.lower() in ("authorization", "cookie") else v)
-                   for k, v in request.headers.items()}
+        headers = {
+            k.lower(): ("<redacted>" if k.lower() in ("authorization", "cookie") else v)
+            for k, v in request.headers.items()
+        }
         ctype = request.headers.get("content-type", "")
         data: Any = None
         form: dict[str, Any] | None = None
@@ -438,8 +514,9 @@ class FakeGraph:
                 data = None
         elif ctype.startswith("multipart/form-data"):
             form = _form_summary(body, ctype)
-        call = RecordedCall(request.method, request.url.path, dict(request.query_params),
-                            data, form, 0, headers)
+        call = RecordedCall(
+            request.method, request.url.path, dict(request.query_params), data, form, 0, headers
+        )
         with self._lock:
             self.calls.append(call)
         return call
@@ -447,9 +524,13 @@ class FakeGraph:
     def _authorize(self, ctx: _Request, phone_number_id: str | None = None) -> None:
         """401 for a missing or unknown token; 400/100/33 when it may not use this number."""
         if ctx.token not in self.phone_numbers.values():
-            raise GraphError(401, graph_error(190, None if ctx.token else
-                                              "An access token is required to request this "
-                                              "resource."))
+            raise GraphError(
+                401,
+                graph_error(
+                    190,
+                    None if ctx.token else "An access token is required to request this resource.",
+                ),
+            )
         if phone_number_id is not None and self.phone_numbers.get(phone_number_id) != ctx.token:
             raise no_such_object(phone_number_id, "post")
 
@@ -472,12 +553,23 @@ class FakeGraph:
         if wanted and media.phone_number_id not in (None, wanted):
             raise no_such_object(media.media_id)
         expires = int(time.time() + self.url_ttl)
-        query = urlencode({"mid": media.media_id, "ext": expires,
-                           "hash": self._signature(media.media_id, expires)})
-        return JSONResponse({
-            "url": f"{self.origin}{DOWNLOAD_PATH}?{query}", "mime_type": media.mime_type,
-            "sha256": media.sha256, "file_size": str(len(media.data)), "id": media.media_id,
-            "messaging_product": "whatsapp"})
+        query = urlencode(
+            {
+                "mid": media.media_id,
+                "ext": expires,
+                "hash": self._signature(media.media_id, expires),
+            }
+        )
+        return JSONResponse(
+            {
+                "url": f"{self.origin}{DOWNLOAD_PATH}?{query}",
+                "mime_type": media.mime_type,
+                "sha256": media.sha256,
+                "file_size": str(len(media.data)),
+                "id": media.media_id,
+                "messaging_product": "whatsapp",
+            }
+        )
 
     def delete_media(self, ctx: _Request) -> Response:
         del self.media[self._media(ctx, ctx.path["object_id"], "delete").media_id]
@@ -488,7 +580,8 @@ class FakeGraph:
         media_id, expires = ctx.query.get("mid", ""), ctx.query.get("ext", "")
         media = self.media.get(media_id)
         valid = expires.isdigit() and hmac.compare_digest(
-            self._signature(media_id, int(expires or 0)), ctx.query.get("hash", ""))
+            self._signature(media_id, int(expires or 0)), ctx.query.get("hash", "")
+        )
         if media is None or not valid or int(expires) < time.time():
             return Response(b"", 404)
         hop = int(ctx.query["hop"]) if ctx.query.get("hop", "").isdigit() else 0
@@ -506,8 +599,9 @@ class FakeGraph:
             fields, files = {}, []
         upload = next((f for f in files if f.field == "file"), None)
         if fields.get("messaging_product") != "whatsapp":
-            raise GraphError(400, graph_error(100, "(#100) The parameter messaging_product is "
-                                                   "required."))
+            raise GraphError(
+                400, graph_error(100, "(#100) The parameter messaging_product is required.")
+            )
         if upload is None:
             raise GraphError(400, graph_error(100, "(#100) The parameter file is required."))
         mime_type = str(fields.get("type") or upload.content_type)
@@ -534,10 +628,13 @@ class FakeGraph:
             return fault_response(fault.status, fault.body)
         message_id = "wamid." + secrets.token_urlsafe(36)
         self.sent.append(SentMessage(phone_number_id, message_id, to, copy.deepcopy(body)))
-        return JSONResponse({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": to, "wa_id": self._wa_ids.get(_digits(to), _digits(to))}],
-            "messages": [{"id": message_id}]})
+        return JSONResponse(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": self._wa_ids.get(_digits(to), _digits(to))}],
+                "messages": [{"id": message_id}],
+            }
+        )
 
     def unknown_path(self, ctx: _Request) -> Response:
         raise GraphError(400, graph_error(2500, f"Unknown path components: /{ctx.path['rest']}"))
@@ -555,8 +652,11 @@ def _form_summary(body: bytes, content_type: str) -> dict[str, Any]:
     except ValueError:
         return {}
     for upload in files:
-        fields[upload.field] = {"filename": upload.filename, "content_type": upload.content_type,
-                                "size": len(upload.data)}
+        fields[upload.field] = {
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "size": len(upload.data),
+        }
     return fields
 
 

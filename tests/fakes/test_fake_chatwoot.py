@@ -52,24 +52,37 @@ def seed(cw: FakeChatwoot) -> Iterator[Seed]:
     account_id = cw.add_account("Acme")
     admin_token = cw.add_user("Ada Admin", {account_id: "administrator"})
     agent_token = cw.add_user("Al Agent", {account_id: "agent"})
-    with httpx.Client(base_url=cw.base_url, headers={"api_access_token": admin_token},
-                      timeout=5) as admin, \
-            httpx.Client(base_url=cw.base_url, headers={"api_access_token": agent_token},
-                         timeout=5) as agent:
+    with (
+        httpx.Client(
+            base_url=cw.base_url, headers={"api_access_token": admin_token}, timeout=5
+        ) as admin,
+        httpx.Client(
+            base_url=cw.base_url, headers={"api_access_token": agent_token}, timeout=5
+        ) as agent,
+    ):
         yield Seed(cw, account_id, admin, agent, admin_token)
 
 
 def make_inbox(s: Seed, name: str = "WhatsApp") -> dict[str, Any]:
-    r = s.admin.post(s.url("/inboxes"), json={
-        "name": name, "channel": {"type": "api", "webhook_url": "http://127.0.0.1:9/hook"}})
+    r = s.admin.post(
+        s.url("/inboxes"),
+        json={"name": name, "channel": {"type": "api", "webhook_url": "http://127.0.0.1:9/hook"}},
+    )
     assert r.status_code == 200, r.text
     return dict(r.json())
 
 
 def make_contact(s: Seed, inbox_id: int, phone: str = PHONE) -> dict[str, Any]:
-    r = s.admin.post(s.url("/contacts"), json={
-        "inbox_id": inbox_id, "name": "Maria", "phone_number": phone,
-        "identifier": f"wa:{phone[1:]}", "source_id": phone[1:]})
+    r = s.admin.post(
+        s.url("/contacts"),
+        json={
+            "inbox_id": inbox_id,
+            "name": "Maria",
+            "phone_number": phone,
+            "identifier": f"wa:{phone[1:]}",
+            "source_id": phone[1:],
+        },
+    )
     assert r.status_code == 200, r.text
     return dict(r.json()["payload"])
 
@@ -95,7 +108,9 @@ def test_profile_lists_accounts_with_role(seed: Seed) -> None:
     assert body["access_token"] == seed.admin_token
     assert len(body["accounts"]) == 1
     assert (body["accounts"][0]["id"], body["accounts"][0]["role"]) == (
-        seed.account_id, "administrator")
+        seed.account_id,
+        "administrator",
+    )
 
 
 def test_missing_token_is_401_sign_in(cw: FakeChatwoot) -> None:
@@ -116,7 +131,9 @@ def test_foreign_account_is_401_and_unknown_account_404(seed: Seed) -> None:
     other = seed.fake.add_account("Other")
     r = seed.admin.get(f"/api/v1/accounts/{other}/inboxes")
     assert (r.status_code, r.json()) == (
-        401, {"error": "You are not authorized to access this account"})
+        401,
+        {"error": "You are not authorized to access this account"},
+    )
     r = seed.admin.get("/api/v1/accounts/999/inboxes")
     assert (r.status_code, r.json()) == (404, {"error": "Resource could not be found"})
 
@@ -136,15 +153,18 @@ def test_admin_creates_api_inbox_and_patches_it(seed: Seed) -> None:
     stored = seed.fake.inboxes[inbox["id"]]
     assert (stored["account_id"], stored["secret"]) == (seed.account_id, inbox["secret"])
 
-    r = seed.admin.patch(seed.url(f"/inboxes/{inbox['id']}"), json={
-        "name": "WhatsApp 2", "channel": {"webhook_url": "http://127.0.0.1:9/new"}})
+    r = seed.admin.patch(
+        seed.url(f"/inboxes/{inbox['id']}"),
+        json={"name": "WhatsApp 2", "channel": {"webhook_url": "http://127.0.0.1:9/new"}},
+    )
     assert r.status_code == 200
     assert (r.json()["name"], r.json()["webhook_url"]) == ("WhatsApp 2", "http://127.0.0.1:9/new")
     listed = seed.agent.get(seed.url("/inboxes")).json()["payload"]
     assert [i["name"] for i in listed] == ["WhatsApp 2"]
     assert "secret" not in listed[0] and "hmac_token" not in listed[0]  # administrators only
-    assert seed.agent.patch(seed.url(f"/inboxes/{inbox['id']}"), json={"name": "x"}
-                            ).status_code == 401
+    assert (
+        seed.agent.patch(seed.url(f"/inboxes/{inbox['id']}"), json={"name": "x"}).status_code == 401
+    )
 
 
 def test_deleted_inbox_and_its_conversations_are_404(seed: Seed) -> None:
@@ -167,15 +187,19 @@ def test_contact_create_duplicate_phone_and_filter(seed: Seed) -> None:
     duplicate = {"inbox_id": inbox["id"], "phone_number": PHONE}
     r = seed.admin.post(seed.url("/contacts"), json=duplicate)
     assert r.status_code == 422
-    assert r.json() == {"message": "Phone number has already been taken",
-                        "attributes": ["phone_number"]}
+    assert r.json() == {
+        "message": "Phone number has already been taken",
+        "attributes": ["phone_number"],
+    }
     assert len(seed.fake.contacts) == 1
 
-    found = seed.admin.post(seed.url("/contact_inboxes/filter"),
-                            json={"inbox_id": inbox["id"], "source_id": PHONE[1:]})
+    found = seed.admin.post(
+        seed.url("/contact_inboxes/filter"), json={"inbox_id": inbox["id"], "source_id": PHONE[1:]}
+    )
     assert (found.status_code, found.json()["id"]) == (200, contact["id"])
-    missing = seed.admin.post(seed.url("/contact_inboxes/filter"),
-                              json={"inbox_id": inbox["id"], "source_id": "nobody"})
+    missing = seed.admin.post(
+        seed.url("/contact_inboxes/filter"), json={"inbox_id": inbox["id"], "source_id": "nobody"}
+    )
     assert (missing.status_code, missing.content) == (404, b"")
     hits = seed.admin.get(seed.url("/contacts/search"), params={"q": PHONE}).json()["payload"]
     assert [h["id"] for h in hits] == [contact["id"]]
@@ -185,13 +209,19 @@ def test_contact_create_duplicate_phone_and_filter(seed: Seed) -> None:
 def test_contact_inboxes_and_bad_phone(seed: Seed) -> None:
     first, second = make_inbox(seed, "A"), make_inbox(seed, "B")
     contact = make_contact(seed, first["id"])["contact"]
-    r = seed.admin.post(seed.url(f"/contacts/{contact['id']}/contact_inboxes"),
-                        json={"inbox_id": second["id"], "source_id": "abc"})
+    r = seed.admin.post(
+        seed.url(f"/contacts/{contact['id']}/contact_inboxes"),
+        json={"inbox_id": second["id"], "source_id": "abc"},
+    )
     assert (r.status_code, r.json()["source_id"], r.json()["inbox"]["id"]) == (
-        200, "abc", second["id"])
+        200,
+        "abc",
+        second["id"],
+    )
     assert {ci["inbox_id"] for ci in seed.fake.contact_inboxes} == {first["id"], second["id"]}
-    r = seed.admin.post(seed.url("/contacts"), json={"inbox_id": first["id"],
-                                                    "phone_number": "015112345678"})
+    r = seed.admin.post(
+        seed.url("/contacts"), json={"inbox_id": first["id"], "phone_number": "015112345678"}
+    )
     assert r.json()["attributes"] == ["phone_number"]
     assert seed.admin.get(seed.url("/contacts/1")).status_code == 404
 
@@ -204,8 +234,12 @@ def test_conversation_create_and_toggle_status(seed: Seed) -> None:
     assert stored["display_id"] == 1 and stored["id"] != 1  # URLs use the display id
 
     r = seed.admin.post(seed.url("/conversations/1/toggle_status"), json={"status": "resolved"})
-    assert r.json()["payload"] == {"success": True, "conversation_id": 1,
-                                   "current_status": "resolved", "snoozed_until": None}
+    assert r.json()["payload"] == {
+        "success": True,
+        "conversation_id": 1,
+        "current_status": "resolved",
+        "snoozed_until": None,
+    }
     assert seed.admin.get(seed.url("/conversations/1")).json()["status"] == "resolved"
     listed = seed.admin.get(seed.url(f"/contacts/{stored['contact_id']}/conversations")).json()
     assert [c["id"] for c in listed["payload"]] == [1]
@@ -214,10 +248,13 @@ def test_conversation_create_and_toggle_status(seed: Seed) -> None:
 
 def test_incoming_message_reopens_resolved_conversation(seed: Seed) -> None:
     _, conv = chat(seed)
-    seed.admin.post(seed.url(f"/conversations/{conv['id']}/toggle_status"),
-                    json={"status": "resolved"})
-    seed.admin.post(seed.url(f"/conversations/{conv['id']}/messages"),
-                    json={"content": "again", "message_type": "incoming"})
+    seed.admin.post(
+        seed.url(f"/conversations/{conv['id']}/toggle_status"), json={"status": "resolved"}
+    )
+    seed.admin.post(
+        seed.url(f"/conversations/{conv['id']}/messages"),
+        json={"content": "again", "message_type": "incoming"},
+    )
     assert seed.admin.get(seed.url(f"/conversations/{conv['id']}")).json()["status"] == "open"
 
 
@@ -226,8 +263,9 @@ def test_json_messages_are_not_deduplicated_and_page_oldest_first(seed: Seed) ->
     _, conv = chat(seed)
     url = seed.url(f"/conversations/{conv['id']}/messages")
     for n in range(2):
-        r = seed.admin.post(url, json={"content": f"hi {n}", "message_type": "incoming",
-                                       "source_id": "wamid.SAME"})
+        r = seed.admin.post(
+            url, json={"content": f"hi {n}", "message_type": "incoming", "source_id": "wamid.SAME"}
+        )
         assert (r.json()["message_type"], r.json()["source_id"]) == (0, "wamid.SAME")
     assert [m["source_id"] for m in seed.fake.messages.values()] == ["wamid.SAME"] * 2
 
@@ -245,9 +283,14 @@ def test_multipart_message_with_file_round_trips_bytes(seed: Seed) -> None:
     data = bytes(range(256)) + b"\r\n--boundary-like\r\n"
     r = seed.admin.post(
         seed.url(f"/conversations/{conv['id']}/messages"),
-        data={"content": "photo", "message_type": "incoming", "source_id": "wamid.IMG",
-              "content_attributes": json.dumps({"in_reply_to": 7})},
-        files=[("attachments[]", ("part.jpg", data, "image/jpeg"))])
+        data={
+            "content": "photo",
+            "message_type": "incoming",
+            "source_id": "wamid.IMG",
+            "content_attributes": json.dumps({"in_reply_to": 7}),
+        },
+        files=[("attachments[]", ("part.jpg", data, "image/jpeg"))],
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["content_attributes"] == {"in_reply_to": 7}
@@ -262,8 +305,9 @@ def test_multipart_message_with_file_round_trips_bytes(seed: Seed) -> None:
     assert (stored["filename"], stored["data"]) == ("part.jpg", data)
     form = next(c for c in seed.fake.calls if c.form is not None).form
     assert form is not None
-    assert form["attachments[]"] == [{"filename": "part.jpg", "content_type": "image/jpeg",
-                                      "size": len(data)}]
+    assert form["attachments[]"] == [
+        {"filename": "part.jpg", "content_type": "image/jpeg", "size": len(data)}
+    ]
     assert seed.fake.schema_errors == []
 
 
@@ -284,15 +328,18 @@ def test_message_status_patch(seed: Seed) -> None:
 # ---- contract checks ----
 def test_schema_violation_is_recorded_and_answered_422(seed: Seed) -> None:
     _, conv = chat(seed)
-    r = seed.admin.post(seed.url(f"/conversations/{conv['id']}/messages"),
-                        json={"content": 42, "message_type": "sideways"})
+    r = seed.admin.post(
+        seed.url(f"/conversations/{conv['id']}/messages"),
+        json={"content": 42, "message_type": "sideways"},
+    )
     assert r.status_code == 422
     assert "schema" in r.json()["error"]
     assert len(seed.fake.schema_errors) == 2
     assert "42 is not of type 'string'" in " ".join(seed.fake.schema_errors)
     assert seed.fake.messages == {}
-    r = seed.admin.patch(seed.url(f"/conversations/{conv['id']}/messages/1"),
-                         json={"status": "seen"})
+    r = seed.admin.patch(
+        seed.url(f"/conversations/{conv['id']}/messages/1"), json={"status": "seen"}
+    )
     assert r.status_code == 422 and "PATCH" in seed.fake.schema_errors[-1]
 
 
@@ -350,7 +397,11 @@ def test_calls_are_recorded_without_the_token(seed: Seed) -> None:
     seed.admin.get(seed.url("/contacts/search"), params={"q": "Maria"})
     call = seed.fake.calls[-1]
     assert (call.method, call.path, call.query, call.status) == (
-        "GET", seed.url("/contacts/search"), {"q": "Maria"}, 200)
+        "GET",
+        seed.url("/contacts/search"),
+        {"q": "Maria"},
+        200,
+    )
     assert call.headers["api_access_token"] == "<redacted>"
     assert seed.admin_token not in repr(seed.fake.calls)
 
@@ -365,8 +416,12 @@ def test_reset_forgets_everything(seed: Seed) -> None:
 
 
 def test_module_runs_as_a_server_until_ctrl_c() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.chatwoot", "--port", "0"],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.chatwoot", "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]

@@ -57,45 +57,60 @@ def test_send_text_answers_with_a_new_message_id(gw: FakeGateway, client: httpx.
     assert response.status_code == 200
     body = response.json()
     assert (body["success"], body["message"], body["status"]) == (
-        True, "Message sent successfully", "sent")
+        True,
+        "Message sent successfully",
+        "sent",
+    )
     data = body["data"]
     assert data["messageId"].startswith("3EB0") and len(data["messageId"]) == 22
-    assert (data["messageType"], data["content"], data["direction"]) == ("text", "Olá!",
-                                                                        "outgoing")
+    assert (data["messageType"], data["content"], data["direction"]) == ("text", "Olá!", "outgoing")
     assert data["chat"]["jid"] == f"{gs.CUSTOMER}@s.whatsapp.net"
     assert "replyTo" not in data
     (sent,) = gw.sent
     assert (sent.instance, sent.kind, sent.number, sent.message_id) == (
-        "suporte", "text", gs.CUSTOMER, data["messageId"])
+        "suporte",
+        "text",
+        gs.CUSTOMER,
+        data["messageId"],
+    )
     assert sent.body == {"number": gs.CUSTOMER, "message": "Olá!"}
 
 
 def test_message_ids_are_unique(gw: FakeGateway, client: httpx.Client) -> None:
-    ids = {client.post(TEXT, json={"number": gs.CUSTOMER, "message": str(i)})
-           .json()["data"]["messageId"] for i in range(5)}
+    ids = {
+        client.post(TEXT, json={"number": gs.CUSTOMER, "message": str(i)}).json()["data"][
+            "messageId"
+        ]
+        for i in range(5)
+    }
     assert len(ids) == 5
     assert [m.body["message"] for m in gw.sent_to(gs.CUSTOMER)] == ["0", "1", "2", "3", "4"]
 
 
 def test_send_text_reply_and_group(gw: FakeGateway, client: httpx.Client) -> None:
-    response = client.post(TEXT, json={"number": gs.GROUP, "message": "ok",
-                                       "replyTo": "wamid.customer.1"})
+    response = client.post(
+        TEXT, json={"number": gs.GROUP, "message": "ok", "replyTo": "wamid.customer.1"}
+    )
     data = response.json()["data"]
     assert data["replyTo"] == {"messageId": "wamid.customer.1"}
     assert data["chat"] == {"jid": gs.GROUP, "type": "group"}
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"message": "x"}, "number is required"),
-    ({"number": "", "message": "x"}, "number is required"),
-    ({"number": gs.CUSTOMER}, "message is required"),
-    ({"number": gs.CUSTOMER, "message": 5}, "message is required"),
-    ({"number": "abc", "message": "x"}, "Invalid number format"),
-    ({"number": gs.CUSTOMER, "message": "x", "replyTo": 7}, "replyTo must be a message id"),
-    ([1, 2], "Invalid request body"),
-])
-def test_send_text_validation(gw: FakeGateway, client: httpx.Client, body: Any,
-                              message: str) -> None:
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"message": "x"}, "number is required"),
+        ({"number": "", "message": "x"}, "number is required"),
+        ({"number": gs.CUSTOMER}, "message is required"),
+        ({"number": gs.CUSTOMER, "message": 5}, "message is required"),
+        ({"number": "abc", "message": "x"}, "Invalid number format"),
+        ({"number": gs.CUSTOMER, "message": "x", "replyTo": 7}, "replyTo must be a message id"),
+        ([1, 2], "Invalid request body"),
+    ],
+)
+def test_send_text_validation(
+    gw: FakeGateway, client: httpx.Client, body: Any, message: str
+) -> None:
     response = client.post(TEXT, json=body)
     assert (response.status_code, error_of(response)) == (400, message)
     assert gw.sent == []
@@ -109,9 +124,16 @@ def test_malformed_json_is_400(gw: FakeGateway, client: httpx.Client) -> None:
 
 def test_send_media_downloads_the_url(gw: FakeGateway, client: httpx.Client) -> None:
     url = gw.add_media(b"%PDF-1.7 contract", "application/pdf")
-    response = client.post(MEDIA, json={
-        "number": gs.CUSTOMER, "mediaType": "document", "mediaUrl": url,
-        "message": "Segue o contrato", "fileName": "Contrato.pdf"})
+    response = client.post(
+        MEDIA,
+        json={
+            "number": gs.CUSTOMER,
+            "mediaType": "document",
+            "mediaUrl": url,
+            "message": "Segue o contrato",
+            "fileName": "Contrato.pdf",
+        },
+    )
     assert response.status_code == 200
     data = response.json()["data"]
     assert (data["messageType"], data["content"]) == ("document", "Segue o contrato")
@@ -123,25 +145,42 @@ def test_send_media_downloads_the_url(gw: FakeGateway, client: httpx.Client) -> 
 
 def test_send_media_from_base64(gw: FakeGateway, client: httpx.Client) -> None:
     encoded = base64.b64encode(b"\x89PNG fake").decode()
-    response = client.post(MEDIA, json={"number": gs.CUSTOMER, "mediaType": "image",
-                                        "mediaBase64": encoded, "mimeType": "image/png"})
+    response = client.post(
+        MEDIA,
+        json={
+            "number": gs.CUSTOMER,
+            "mediaType": "image",
+            "mediaBase64": encoded,
+            "mimeType": "image/png",
+        },
+    )
     assert response.status_code == 200
     assert gw.sent[0].media_bytes == b"\x89PNG fake"
     assert response.json()["data"]["mediaMimeType"] == "image/png"
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"mediaType": "gif", "mediaUrl": "https://x/y"},
-     "mediaType must be one of: image, video, document, audio"),
-    ({"mediaType": "image"}, "send either mediaUrl or mediaBase64"),
-    ({"mediaType": "image", "mediaUrl": "https://x/y", "mediaBase64": "aGk="},
-     "send either mediaUrl or mediaBase64"),
-    ({"mediaType": "image", "mediaBase64": "%%%"}, "Invalid base64 media"),
-    ({"mediaType": "document", "mediaBase64": "aGk=", "fileName": 3},
-     "fileName must be a string"),
-])
-def test_send_media_validation(gw: FakeGateway, client: httpx.Client, body: dict[str, Any],
-                               message: str) -> None:
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            {"mediaType": "gif", "mediaUrl": "https://x/y"},
+            "mediaType must be one of: image, video, document, audio",
+        ),
+        ({"mediaType": "image"}, "send either mediaUrl or mediaBase64"),
+        (
+            {"mediaType": "image", "mediaUrl": "https://x/y", "mediaBase64": "aGk="},
+            "send either mediaUrl or mediaBase64",
+        ),
+        ({"mediaType": "image", "mediaBase64": "%%%"}, "Invalid base64 media"),
+        (
+            {"mediaType": "document", "mediaBase64": "aGk=", "fileName": 3},
+            "fileName must be a string",
+        ),
+    ],
+)
+def test_send_media_validation(
+    gw: FakeGateway, client: httpx.Client, body: dict[str, Any], message: str
+) -> None:
     response = client.post(MEDIA, json={"number": gs.CUSTOMER, **body})
     assert (response.status_code, error_of(response)) == (400, message)
     assert gw.sent == []
@@ -149,24 +188,28 @@ def test_send_media_validation(gw: FakeGateway, client: httpx.Client, body: dict
 
 def test_send_media_whose_url_cannot_be_fetched(gw: FakeGateway, client: httpx.Client) -> None:
     for url in (f"{gw.base_url}/media/missing", FakeGateway.unused_url() + "/a.jpg"):
-        response = client.post(MEDIA, json={"number": gs.CUSTOMER, "mediaType": "image",
-                                            "mediaUrl": url})
+        response = client.post(
+            MEDIA, json={"number": gs.CUSTOMER, "mediaType": "image", "mediaUrl": url}
+        )
         assert (response.status_code, error_of(response)) == (
-            400, "Failed to download media from URL")
+            400,
+            "Failed to download media from URL",
+        )
     assert gw.sent == []
 
 
 def test_send_reaction_and_removal(gw: FakeGateway, client: httpx.Client) -> None:
-    response = client.post(REACTION, json={"number": gs.CUSTOMER, "messageId": "wamid.c.1",
-                                           "reaction": "👍", "fromMe": False})
+    response = client.post(
+        REACTION,
+        json={"number": gs.CUSTOMER, "messageId": "wamid.c.1", "reaction": "👍", "fromMe": False},
+    )
     body = response.json()
     assert (response.status_code, body["message"]) == (200, "Reaction sent successfully")
-    assert (body["data"]["content"], body["data"]["replyTo"]) == ("👍",
-                                                                  {"messageId": "wamid.c.1"})
-    removed = client.post(REACTION, json={"number": gs.CUSTOMER, "messageId": "wamid.c.1",
-                                          "reaction": "remove"}).json()
-    assert (removed["message"], removed["data"]["content"]) == (
-        "Reaction removed successfully", "")
+    assert (body["data"]["content"], body["data"]["replyTo"]) == ("👍", {"messageId": "wamid.c.1"})
+    removed = client.post(
+        REACTION, json={"number": gs.CUSTOMER, "messageId": "wamid.c.1", "reaction": "remove"}
+    ).json()
+    assert (removed["message"], removed["data"]["content"]) == ("Reaction removed successfully", "")
     assert [m.kind for m in gw.sent] == ["reaction", "reaction"]
 
 
@@ -178,40 +221,50 @@ def test_group_reaction_needs_participant(gw: FakeGateway, client: httpx.Client)
     assert ok.status_code == 200
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"reaction": "👍"}, "messageId is required"),
-    ({"messageId": "wamid.c.1"}, "reaction is required"),
-    ({"messageId": "wamid.c.1", "reaction": "👍", "fromMe": "no"}, "fromMe must be a boolean"),
-])
-def test_send_reaction_validation(client: httpx.Client, body: dict[str, Any],
-                                  message: str) -> None:
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"reaction": "👍"}, "messageId is required"),
+        ({"messageId": "wamid.c.1"}, "reaction is required"),
+        ({"messageId": "wamid.c.1", "reaction": "👍", "fromMe": "no"}, "fromMe must be a boolean"),
+    ],
+)
+def test_send_reaction_validation(client: httpx.Client, body: dict[str, Any], message: str) -> None:
     response = client.post(REACTION, json={"number": gs.CUSTOMER, **body})
     assert (response.status_code, error_of(response)) == (400, message)
 
 
 # ---- authentication ----
-@pytest.mark.parametrize("headers, path, status, message", [
-    ({}, TEXT, 401, "Missing token in header, Authorization header, or query parameter"),
-    ({"token": "wrong"}, TEXT, 401, "Invalid token"),
-    ({"token": TOKEN}, "/api/message/text/ghost", 404, "Instance not found"),
-    ({"token": OTHER_TOKEN}, TEXT, 403, "Instance token does not match this instance"),
-])
-def test_token_checks(gw: FakeGateway, headers: dict[str, str], path: str, status: int,
-                      message: str) -> None:
-    response = httpx.post(gw.base_url + path, headers=headers,
-                          json={"number": gs.CUSTOMER, "message": "x"})
+@pytest.mark.parametrize(
+    "headers, path, status, message",
+    [
+        ({}, TEXT, 401, "Missing token in header, Authorization header, or query parameter"),
+        ({"token": "wrong"}, TEXT, 401, "Invalid token"),
+        ({"token": TOKEN}, "/api/message/text/ghost", 404, "Instance not found"),
+        ({"token": OTHER_TOKEN}, TEXT, 403, "Instance token does not match this instance"),
+    ],
+)
+def test_token_checks(
+    gw: FakeGateway, headers: dict[str, str], path: str, status: int, message: str
+) -> None:
+    response = httpx.post(
+        gw.base_url + path, headers=headers, json={"number": gs.CUSTOMER, "message": "x"}
+    )
     assert (response.status_code, error_of(response)) == (status, message)
     assert gw.sent == []
 
 
 def test_bearer_token_is_accepted_and_never_recorded(gw: FakeGateway) -> None:
-    response = httpx.post(gw.base_url + TEXT, headers={"authorization": f"Bearer {TOKEN}"},
-                          json={"number": gs.CUSTOMER, "message": "x"})
+    response = httpx.post(
+        gw.base_url + TEXT,
+        headers={"authorization": f"Bearer {TOKEN}"},
+        json={"number": gs.CUSTOMER, "message": "x"},
+    )
     assert response.status_code == 200
-    httpx.post(gw.base_url + TEXT, headers={"token": TOKEN},
-               json={"number": gs.CUSTOMER, "message": "y"})
-    httpx.post(gw.base_url + TEXT + f"?token={TOKEN}", json={"number": gs.CUSTOMER,
-                                                            "message": "z"})
+    httpx.post(
+        gw.base_url + TEXT, headers={"token": TOKEN}, json={"number": gs.CUSTOMER, "message": "y"}
+    )
+    httpx.post(gw.base_url + TEXT + f"?token={TOKEN}", json={"number": gs.CUSTOMER, "message": "z"})
     assert len(gw.sent) == 3
     assert gw.calls[0].headers["authorization"] == REDACTED
     assert gw.calls[1].headers["token"] == REDACTED
@@ -223,7 +276,9 @@ def test_disconnected_instance_is_503(gw: FakeGateway, client: httpx.Client) -> 
     gw.set_connected("suporte", False)
     response = client.post(TEXT, json={"number": gs.CUSTOMER, "message": "x"})
     assert (response.status_code, error_of(response)) == (
-        503, "Instance is not connected to WhatsApp")
+        503,
+        "Instance is not connected to WhatsApp",
+    )
     gw.set_connected("suporte", True)
     assert client.post(TEXT, json={"number": gs.CUSTOMER, "message": "x"}).status_code == 200
 
@@ -243,21 +298,25 @@ def test_media_is_served_by_id(gw: FakeGateway) -> None:
 
 
 # ---- faults ----
-def test_fail_next_answers_a_ryzeapi_error_then_recovers(gw: FakeGateway,
-                                                         client: httpx.Client) -> None:
+def test_fail_next_answers_a_ryzeapi_error_then_recovers(
+    gw: FakeGateway, client: httpx.Client
+) -> None:
     gw.fail_next("POST", r"/api/message/text/", 503, times=2)
     payload = {"number": gs.CUSTOMER, "message": "x"}
     for _ in range(2):
         response = client.post(TEXT, json=payload)
         assert (response.status_code, error_of(response)) == (
-            503, "Instance is not connected to WhatsApp")
+            503,
+            "Instance is not connected to WhatsApp",
+        )
     assert client.post(TEXT, json=payload).status_code == 200
     assert [c.status for c in gw.calls] == [503, 503, 200]
     assert len(gw.sent) == 1  # faulted requests are not processed
 
 
-def test_fail_next_with_custom_body_and_method_filter(gw: FakeGateway,
-                                                      client: httpx.Client) -> None:
+def test_fail_next_with_custom_body_and_method_filter(
+    gw: FakeGateway, client: httpx.Client
+) -> None:
     gw.fail_next("GET", r"/media/", 500, body={"oops": True})
     assert client.post(TEXT, json={"number": gs.CUSTOMER, "message": "x"}).status_code == 200
     response = httpx.get(gw.add_media(b"x", "image/png"))
@@ -267,15 +326,25 @@ def test_fail_next_with_custom_body_and_method_filter(gw: FakeGateway,
 def test_set_delay_holds_the_answer_but_processes_the_send(gw: FakeGateway) -> None:
     gw.set_delay("POST", r"/text/", 1.0, times=1)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(gw.base_url + TEXT, headers={"token": TOKEN}, timeout=0.1,
-                   json={"number": gs.CUSTOMER, "message": "slow"})
+        httpx.post(
+            gw.base_url + TEXT,
+            headers={"token": TOKEN},
+            timeout=0.1,
+            json={"number": gs.CUSTOMER, "message": "slow"},
+        )
     deadline = time.monotonic() + 2
     while not gw.sent and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [m.body["message"] for m in gw.sent] == ["slow"]  # the effect is left behind
     start = time.monotonic()
-    assert httpx.post(gw.base_url + TEXT, headers={"token": TOKEN},
-                      json={"number": gs.CUSTOMER, "message": "fast"}).status_code == 200
+    assert (
+        httpx.post(
+            gw.base_url + TEXT,
+            headers={"token": TOKEN},
+            json={"number": gs.CUSTOMER, "message": "fast"},
+        ).status_code
+        == 200
+    )
     assert time.monotonic() - start < 0.8
 
 
@@ -295,8 +364,9 @@ def test_restart_keeps_port_and_state() -> None:
             httpx.get(url + "/media/x")
         fake.start()
         assert fake.base_url == url
-        response = httpx.post(url + TEXT, headers={"token": TOKEN},
-                              json={"number": gs.CUSTOMER, "message": "back"})
+        response = httpx.post(
+            url + TEXT, headers={"token": TOKEN}, json={"number": gs.CUSTOMER, "message": "back"}
+        )
         assert response.status_code == 200
     finally:
         fake.stop()
@@ -304,8 +374,11 @@ def test_restart_keeps_port_and_state() -> None:
 
 def test_concurrent_sends_are_all_recorded(gw: FakeGateway) -> None:
     def send(i: int) -> None:
-        httpx.post(gw.base_url + TEXT, headers={"token": TOKEN},
-                   json={"number": gs.CUSTOMER, "message": str(i)})
+        httpx.post(
+            gw.base_url + TEXT,
+            headers={"token": TOKEN},
+            json={"number": gs.CUSTOMER, "message": str(i)},
+        )
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(10)]
     for t in threads:
@@ -319,8 +392,7 @@ def test_concurrent_sends_are_all_recorded(gw: FakeGateway) -> None:
 # ---- webhook envelopes ----
 def test_webhook_body_round_trips_through_the_parser(gw: FakeGateway) -> None:
     body = gw.webhook_body("message.exchange", gs.text_data(text="oi"), "suporte")
-    assert body["instanceData"] == {"baseUrl": gw.base_url, "instance": "suporte",
-                                    "token": TOKEN}
+    assert body["instanceData"] == {"baseUrl": gw.base_url, "instance": "suporte", "token": TOKEN}
     assert envelope_token(body) == TOKEN
     (event,) = parse_gateway_webhook(body, "message.exchange").events
     assert isinstance(event, InboundMessage) and event.text == "oi"

@@ -60,8 +60,13 @@ def error_of(resp: httpx.Response) -> dict[str, Any]:
 
 
 def text_message(to: str = "16505551234", body: str = "hello") -> dict[str, Any]:
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
-            "type": "text", "text": {"body": body}}
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "text",
+        "text": {"body": body},
+    }
 
 
 # --- media --------------------------------------------------------------------------------------
@@ -125,9 +130,11 @@ def test_download_redirects(graph: FakeGraph, api: httpx.Client) -> None:
 
 
 def test_upload_media(graph: FakeGraph, api: httpx.Client) -> None:
-    resp = api.post(f"/{PHONE_ID}/media", data={"messaging_product": "whatsapp",
-                                                "type": "audio/ogg"},
-                    files={"file": ("note.ogg", b"OggS-bytes", "audio/ogg")})
+    resp = api.post(
+        f"/{PHONE_ID}/media",
+        data={"messaging_product": "whatsapp", "type": "audio/ogg"},
+        files={"file": ("note.ogg", b"OggS-bytes", "audio/ogg")},
+    )
     assert resp.status_code == 200
     media_id = resp.json()["id"]
     assert graph.media[media_id].data == b"OggS-bytes"
@@ -135,16 +142,21 @@ def test_upload_media(graph: FakeGraph, api: httpx.Client) -> None:
     info = api.get(f"/{media_id}").json()
     assert (info["mime_type"], info["file_size"]) == ("audio/ogg", "10")
     call = graph.calls[0]
-    assert call.form == {"messaging_product": "whatsapp", "type": "audio/ogg",
-                         "file": {"filename": "note.ogg", "content_type": "audio/ogg",
-                                  "size": 10}}
+    assert call.form == {
+        "messaging_product": "whatsapp",
+        "type": "audio/ogg",
+        "file": {"filename": "note.ogg", "content_type": "audio/ogg", "size": 10},
+    }
     assert call.headers["authorization"] == "<redacted>"
     assert TOKEN not in repr(graph.calls)
 
     missing = api.post(f"/{PHONE_ID}/media", files={"file": ("a.ogg", b"x", "audio/ogg")})
     assert missing.status_code == 400 and "messaging_product" in error_of(missing)["message"]
-    foreign = api.post(f"/{OTHER_PHONE_ID}/media", data={"messaging_product": "whatsapp"},
-                       files={"file": ("a.ogg", b"x", "audio/ogg")})
+    foreign = api.post(
+        f"/{OTHER_PHONE_ID}/media",
+        data={"messaging_product": "whatsapp"},
+        files={"file": ("a.ogg", b"x", "audio/ogg")},
+    )
     assert foreign.status_code == 400 and error_of(foreign)["error_subcode"] == 33
 
 
@@ -161,8 +173,11 @@ def test_send_text(graph: FakeGraph, api: httpx.Client) -> None:
     message_id = body["messages"][0]["id"]
     assert message_id.startswith("wamid.")
     [sent] = graph.sent
-    assert (sent.phone_number_id, sent.message_id, sent.to) == (PHONE_ID, message_id,
-                                                                  "5511987654321")
+    assert (sent.phone_number_id, sent.message_id, sent.to) == (
+        PHONE_ID,
+        message_id,
+        "5511987654321",
+    )
     assert sent.body == text_message("5511987654321")
     again = api.post(f"/{PHONE_ID}/messages", json=text_message("5511987654321"))
     assert again.json()["messages"][0]["id"] != message_id
@@ -175,16 +190,22 @@ def test_send_needs_own_number(graph: FakeGraph, api: httpx.Client) -> None:
     assert graph.sent == []
 
 
-@pytest.mark.parametrize("body, problem", [
-    ({"messaging_product": "whatsapp", "to": "1", "type": "text"}, "'text' is a required"),
-    ({**text_message(), "text": {"body": "x", "bold": True}}, "text: Additional properties"),
-    ({**text_message(), "type": "hologram"}, "unsupported message type 'hologram'"),
-    ({"messaging_product": "whatsapp", "to": "1", "type": "image", "image": {}},
-     "image: {} is not valid"),
-    ({**text_message(), "to": 5511}, "to: 5511 is not of type 'string'"),
-])
-def test_send_rejects_what_the_spec_forbids(graph: FakeGraph, api: httpx.Client,
-                                            body: dict[str, Any], problem: str) -> None:
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ({"messaging_product": "whatsapp", "to": "1", "type": "text"}, "'text' is a required"),
+        ({**text_message(), "text": {"body": "x", "bold": True}}, "text: Additional properties"),
+        ({**text_message(), "type": "hologram"}, "unsupported message type 'hologram'"),
+        (
+            {"messaging_product": "whatsapp", "to": "1", "type": "image", "image": {}},
+            "image: {} is not valid",
+        ),
+        ({**text_message(), "to": 5511}, "to: 5511 is not of type 'string'"),
+    ],
+)
+def test_send_rejects_what_the_spec_forbids(
+    graph: FakeGraph, api: httpx.Client, body: dict[str, Any], problem: str
+) -> None:
     resp = api.post(f"/{PHONE_ID}/messages", json=body)
     assert resp.status_code == 400
     error = error_of(resp)
@@ -193,18 +214,23 @@ def test_send_rejects_what_the_spec_forbids(graph: FakeGraph, api: httpx.Client,
     assert graph.sent == []
 
 
-def test_send_accepts_media_location_contacts_reaction(graph: FakeGraph,
-                                                         api: httpx.Client) -> None:
+def test_send_accepts_media_location_contacts_reaction(graph: FakeGraph, api: httpx.Client) -> None:
     base = {"messaging_product": "whatsapp", "to": "16505551234"}
     bodies: list[dict[str, Any]] = [
         {**base, "type": "image", "image": {"id": "123", "caption": "look"}},
-        {**base, "type": "document", "document": {"link": "https://x.test/a.pdf",
-                                                  "filename": "a.pdf"}},
+        {
+            **base,
+            "type": "document",
+            "document": {"link": "https://x.test/a.pdf", "filename": "a.pdf"},
+        },
         {**base, "type": "audio", "audio": {"id": "456"}, "context": {"message_id": "wamid.1"}},
         {**base, "type": "location", "location": {"latitude": -23.5, "longitude": -46.6}},
         {**base, "type": "reaction", "reaction": {"message_id": "wamid.1", "emoji": "👍"}},
-        {**base, "type": "contacts", "contacts": [{"name": {"formatted_name": "Ada"},
-                                                   "phones": [{"phone": "+1 650"}]}]},
+        {
+            **base,
+            "type": "contacts",
+            "contacts": [{"name": {"formatted_name": "Ada"}, "phones": [{"phone": "+1 650"}]}],
+        },
     ]
     for body in bodies:
         assert api.post(f"/{PHONE_ID}/messages", json=body).status_code == 200, body
@@ -222,9 +248,12 @@ def test_spec_examples_validate_except_known_gaps() -> None:
     # template sub_types / interactive types missing from the spec's enums, a placeholder
     # header type, and a reply without "type" (only text may omit it)
     assert failing == {
-        "Send Catalog Template Message", "Send Flow Template Message",
-        "Send Multi-Product Message", "Send Order Details Message",
-        "Send Order Status Message", "Send Reply to List Message",
+        "Send Catalog Template Message",
+        "Send Flow Template Message",
+        "Send Multi-Product Message",
+        "Send Order Details Message",
+        "Send Order Status Message",
+        "Send Reply to List Message",
     }
     assert len(examples) - len(failing) >= 40
 
@@ -321,12 +350,19 @@ def test_signed_webhook() -> None:
 
 def test_status_webhook_matches_reference_shape() -> None:
     reference = json.loads((REFERENCE / "status_failed_131047.json").read_text())
-    built = status_webhook("106540352242922", "wamid.EXAMPLE_BUSINESS_MSG_0001", "16505551234",
-                           "failed", error_code=131047, timestamp=1750025300)
+    built = status_webhook(
+        "106540352242922",
+        "wamid.EXAMPLE_BUSINESS_MSG_0001",
+        "16505551234",
+        "failed",
+        error_code=131047,
+        timestamp=1750025300,
+    )
     ref_status = reference["entry"][0]["changes"][0]["value"]["statuses"][0]
     status = built["entry"][0]["changes"][0]["value"]["statuses"][0]
-    assert {k: status[k] for k in ("id", "status", "timestamp", "recipient_id")} == \
-        {k: ref_status[k] for k in ("id", "status", "timestamp", "recipient_id")}
+    assert {k: status[k] for k in ("id", "status", "timestamp", "recipient_id")} == {
+        k: ref_status[k] for k in ("id", "status", "timestamp", "recipient_id")
+    }
     assert status["errors"][0]["code"] == 131047
     assert status["errors"][0]["title"] == ref_status["errors"][0]["title"]
     assert built["entry"][0]["changes"][0]["field"] == "messages"

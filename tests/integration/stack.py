@@ -43,6 +43,7 @@ class Stack:
     web: subprocess.Popen[bytes] | None = None
     workers: subprocess.Popen[bytes] | None = None
     http: httpx.Client | None = None
+    account_token_value: str = ""
 
     def __post_init__(self) -> None:
         self.port = free_port()

@@ -124,7 +124,10 @@ def test_contacts(fake: FakeChatwoot, client: ChatwootClient, inbox_id: int) -> 
     assert client.filter_contact_inbox(inbox_id, "5511988887777") is None
 
     created = client.create_contact(
-        inbox_id, "5511988887777", "João", "+5511988887777",
+        inbox_id,
+        "5511988887777",
+        "João",
+        "+5511988887777",
         identifier="5511988887777@s.whatsapp.net",
         avatar_url="https://pps.example/avatar.jpg",
         custom_attributes={"wa_name": "João"},
@@ -166,16 +169,23 @@ def test_conversations(client: ChatwootClient, inbox_id: int) -> None:
 def test_messages(fake: FakeChatwoot, client: ChatwootClient, chat: dict[str, Any]) -> None:
     conversation_id = chat["conversation_id"]
     first = client.create_message(
-        conversation_id, content="olá", message_type="incoming", source_id="WAID:1",
+        conversation_id,
+        content="olá",
+        message_type="incoming",
+        source_id="WAID:1",
         content_attributes={"in_reply_to_external_id": "WAID:0"},
     )
     assert (first["content"], first["source_id"]) == ("olá", "WAID:1")
     assert fake.calls[-1].json == {
-        "content": "olá", "message_type": "incoming", "private": False, "source_id": "WAID:1",
+        "content": "olá",
+        "message_type": "incoming",
+        "private": False,
+        "source_id": "WAID:1",
         "content_attributes": {"in_reply_to_external_id": "WAID:0"},
     }
-    second = client.create_message(conversation_id, content="note", message_type="outgoing",
-                                   private=True)
+    second = client.create_message(
+        conversation_id, content="note", message_type="outgoing", private=True
+    )
     assert fake.messages[second["id"]]["private"] is True
 
     listed = client.list_messages(conversation_id)
@@ -198,14 +208,21 @@ def test_message_attachments_arrive_intact(
     image = bytes(range(256)) * 64 + b"\r\n--boundary--\r\n\x00"
     pdf = b"%PDF-1.4\r\n" + bytes(reversed(range(256)))
     message = client.create_message(
-        chat["conversation_id"], content="photos", message_type="incoming", source_id="WAID:9",
+        chat["conversation_id"],
+        content="photos",
+        message_type="incoming",
+        source_id="WAID:9",
         content_attributes={"external_created_at": 1700000000},
-        attachments=[Attachment("foto.jpg", "image/jpeg", image),
-                     Attachment("doc.pdf", "application/pdf", pdf)],
+        attachments=[
+            Attachment("foto.jpg", "image/jpeg", image),
+            Attachment("doc.pdf", "application/pdf", pdf),
+        ],
     )
     stored = fake.messages[message["id"]]
     assert [(a["filename"], a["content_type"], a["data"]) for a in stored["attachments"]] == [
-        ("foto.jpg", "image/jpeg", image), ("doc.pdf", "application/pdf", pdf)]
+        ("foto.jpg", "image/jpeg", image),
+        ("doc.pdf", "application/pdf", pdf),
+    ]
     assert stored["content_attributes"] == {"external_created_at": 1700000000}
     assert (stored["source_id"], stored["private"]) == ("WAID:9", False)
     assert stored["content"] == "photos"
@@ -221,9 +238,16 @@ def test_message_attachments_arrive_intact(
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(401, RemoteUnauthorized), (403, RemoteForbidden), (404, RemoteNotFound),
-     (422, RemoteUnprocessable), (400, RemoteUnprocessable), (429, RemoteRateLimited),
-     (500, RemoteServerError), (502, RemoteServerError)],
+    [
+        (401, RemoteUnauthorized),
+        (403, RemoteForbidden),
+        (404, RemoteNotFound),
+        (422, RemoteUnprocessable),
+        (400, RemoteUnprocessable),
+        (429, RemoteRateLimited),
+        (500, RemoteServerError),
+        (502, RemoteServerError),
+    ],
 )
 def test_error_mapping(
     fake: FakeChatwoot, client: ChatwootClient, status: int, cls: type[RemoteError]
@@ -263,8 +287,9 @@ def test_timeout(fake: FakeChatwoot, client: ChatwootClient) -> None:
 
 
 def test_connection_refused(http_client: httpx.Client) -> None:
-    client = ChatwootClient(FakeChatwoot.unused_url(), 1, "tok", http=http_client,
-                            retry_max_wait=0.01)
+    client = ChatwootClient(
+        FakeChatwoot.unused_url(), 1, "tok", http=http_client, retry_max_wait=0.01
+    )
     with pytest.raises(RemoteUnreachable) as info:
         client.get_profile()
     assert type(info.value) is RemoteUnreachable
@@ -326,8 +351,9 @@ def test_create_message_is_not_retried_on_500(
 ) -> None:
     fake.fail_next("POST", MESSAGES, 500)
     with pytest.raises(RemoteServerError):
-        client.create_message(chat["conversation_id"], content="hi", message_type="incoming",
-                              source_id="WAID:500")
+        client.create_message(
+            chat["conversation_id"], content="hi", message_type="incoming", source_id="WAID:500"
+        )
     assert calls_to(fake, "POST", MESSAGES) == 1
 
 
@@ -336,8 +362,9 @@ def test_create_message_is_not_retried_after_a_read_timeout(
 ) -> None:
     fake.set_delay("POST", MESSAGES, READ_TIMEOUT + 0.4, times=1)
     with pytest.raises(RemoteTimeout) as info:
-        client.create_message(chat["conversation_id"], content="hi", message_type="incoming",
-                              source_id="WAID:slow")
+        client.create_message(
+            chat["conversation_id"], content="hi", message_type="incoming", source_id="WAID:slow"
+        )
     assert not info.value.unprocessed
     assert calls_to(fake, "POST", MESSAGES) == 1
     # Chatwoot did process it: this is why the caller must look before posting again.
@@ -349,8 +376,9 @@ def test_creating_posts_are_retried_when_surely_unprocessed(
     fake: FakeChatwoot, client: ChatwootClient, chat: dict[str, Any], inbox_id: int, status: int
 ) -> None:
     fake.fail_next("POST", MESSAGES, status)
-    client.create_message(chat["conversation_id"], content="hi", message_type="incoming",
-                          source_id="WAID:retry")
+    client.create_message(
+        chat["conversation_id"], content="hi", message_type="incoming", source_id="WAID:retry"
+    )
     assert calls_to(fake, "POST", MESSAGES) == 2
     assert [m["source_id"] for m in fake.messages.values()] == ["WAID:retry"]
 
@@ -366,10 +394,14 @@ def test_other_creating_posts_are_not_retried_on_5xx(
     creators: list[tuple[str, Callable[[], object]]] = [
         ("/inboxes$", lambda: client.create_api_inbox("X", "https://bridge.example/h")),
         ("/contacts$", lambda: client.create_contact(inbox_id, "s2", "N", "+5521000000001")),
-        (r"/contacts/\d+/contact_inboxes$",
-         lambda: client.create_contact_inbox(chat["contact_id"], inbox_id, "s3")),
-        ("/conversations$",
-         lambda: client.create_conversation(inbox_id, chat["contact_id"], "5511999990000")),
+        (
+            r"/contacts/\d+/contact_inboxes$",
+            lambda: client.create_contact_inbox(chat["contact_id"], inbox_id, "s3"),
+        ),
+        (
+            "/conversations$",
+            lambda: client.create_conversation(inbox_id, chat["contact_id"], "5511999990000"),
+        ),
     ]
     for path, create in creators:
         before = calls_to(fake, "POST", path)

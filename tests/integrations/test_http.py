@@ -534,7 +534,11 @@ def test_errors_survive_pickling() -> None:
     error = error_from_response(_response(429, "Retry later", **{"Retry-After": "2"}))
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
     assert (type(copy), copy.status, copy.detail, copy.retry_after, copy.unprocessed) == (
-        RemoteRateLimited, 429, "Retry later", 2.0, True,
+        RemoteRateLimited,
+        429,
+        "Retry later",
+        2.0,
+        True,
     )
 
 

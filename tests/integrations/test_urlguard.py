@@ -71,8 +71,14 @@ def test_garbage_is_not_an_allowed_address() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://chatwoot.example.com", "file:///etc/passwd", "javascript:alert(1)", "chatwoot.com",
-     "gopher://1.1.1.1:70/", ""],
+    [
+        "ftp://chatwoot.example.com",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "chatwoot.com",
+        "gopher://1.1.1.1:70/",
+        "",
+    ],
 )
 def test_only_http_and_https(url: str) -> None:
     with pytest.raises(UrlNotAllowed, match=r"^scheme must be http or https$"):
@@ -121,7 +127,8 @@ def test_every_resolved_address_must_be_public() -> None:
 
 def test_public_dns_answer_is_allowed() -> None:
     check_url_allowed(
-        "https://chatwoot.example.com:8443/", allow_private=False,
+        "https://chatwoot.example.com:8443/",
+        allow_private=False,
         resolver=lambda host, port: ["2606:4700:4700::1111", "1.1.1.1"],
     )
 

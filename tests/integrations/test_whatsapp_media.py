@@ -53,16 +53,23 @@ class MediaHost:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.failures: dict[str, int] = {}
         self.headers: list[dict[str, str]] = []
-        routes = [Route("/loop/{n:int}", self._loop), Route("/stream/{size:int}", self._stream),
-                  Route("/gone", lambda _r: Response(b"gone", 410)),
-                  Route("/files/{name}", self._file)]
-        self._server = uvicorn.Server(uvicorn.Config(
-            Starlette(routes=routes), lifespan="off", log_level="warning", log_config=None))
+        routes = [
+            Route("/loop/{n:int}", self._loop),
+            Route("/stream/{size:int}", self._stream),
+            Route("/gone", lambda _r: Response(b"gone", 410)),
+            Route("/files/{name}", self._file),
+        ]
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                Starlette(routes=routes), lifespan="off", log_level="warning", log_config=None
+            )
+        )
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._server.run,
-                                        kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
 
     def __enter__(self) -> MediaHost:
         self._thread.start()
@@ -91,6 +98,7 @@ class MediaHost:
 
     async def _stream(self, request: Request) -> Response:
         """``size`` bytes in 1 KiB chunks, chunked (no Content-Length)."""
+
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(request.path_params["size"] // 1024):
                 yield b"x" * 1024
@@ -152,8 +160,7 @@ def test_cloud_fetch_by_media_id(graph: FakeGraph, http_client: httpx.Client) ->
     media_id = graph.add_media(JPEG, "image/jpeg")
     got = cloud(graph, http_client).fetch(Media(media_id=media_id))
     assert got == DownloadedMedia(JPEG, "image/jpeg", f"image-{media_id}.jpg")
-    assert paths(graph) == [f"GET /v23.0/{media_id} 200",
-                            "GET /whatsapp_business/attachments/ 200"]
+    assert paths(graph) == [f"GET /v23.0/{media_id} 200", "GET /whatsapp_business/attachments/ 200"]
     # the bearer went to Graph and to the download URL (the fake answers 401 without it)
     assert all(c.headers["authorization"] == "<redacted>" for c in graph.calls)
     assert graph.calls[0].headers["user-agent"].startswith("wootbridge/")
@@ -164,16 +171,20 @@ def test_cloud_voice_note_and_document_names(graph: FakeGraph, http_client: http
     client = cloud(graph, http_client)
     voice_id = graph.add_media(b"OggS", "audio/ogg; codecs=opus")
     voice = client.fetch(Media(mime_type="audio/ogg; codecs=opus", media_id=voice_id, voice=True))
-    assert (voice.content_type, voice.filename) == ("audio/ogg; codecs=opus",
-                                                    f"voice-{voice_id}.ogg")
+    assert (voice.content_type, voice.filename) == (
+        "audio/ogg; codecs=opus",
+        f"voice-{voice_id}.ogg",
+    )
     doc_id = graph.add_media(b"%PDF-1.7", "application/pdf")
-    doc = client.fetch(Media(mime_type="application/pdf", media_id=doc_id,
-                             filename="../Contrato Março.pdf"))
+    doc = client.fetch(
+        Media(mime_type="application/pdf", media_id=doc_id, filename="../Contrato Março.pdf")
+    )
     assert (doc.data, doc.filename) == (b"%PDF-1.7", "Contrato Março.pdf")
 
 
-def test_cloud_uses_the_webhook_url_then_a_fresh_one(graph: FakeGraph,
-                                                     http_client: httpx.Client) -> None:
+def test_cloud_uses_the_webhook_url_then_a_fresh_one(
+    graph: FakeGraph, http_client: httpx.Client
+) -> None:
     media_id = graph.add_media(JPEG, "image/jpeg")
     client = cloud(graph, http_client)
     url = client.media_info(media_id).url
@@ -184,9 +195,11 @@ def test_cloud_uses_the_webhook_url_then_a_fresh_one(graph: FakeGraph,
     graph.expire_media_urls()
     graph.calls.clear()
     assert client.fetch(Media(media_id=media_id, url=url)).data == JPEG
-    assert paths(graph) == ["GET /whatsapp_business/attachments/ 404",
-                            f"GET /v23.0/{media_id} 200",
-                            "GET /whatsapp_business/attachments/ 200"]
+    assert paths(graph) == [
+        "GET /whatsapp_business/attachments/ 404",
+        f"GET /v23.0/{media_id} 200",
+        "GET /whatsapp_business/attachments/ 200",
+    ]
     with pytest.raises(RemoteNotFound):  # without an id there is nothing to refresh
         client.fetch(Media(url=url))
 
@@ -241,8 +254,9 @@ def test_cloud_retries_5xx(graph: FakeGraph, http_client: httpx.Client) -> None:
     assert len(graph.calls) == 3
 
 
-def test_cloud_bad_token_is_not_retried_and_never_shown(graph: FakeGraph,
-                                                         http_client: httpx.Client) -> None:
+def test_cloud_bad_token_is_not_retried_and_never_shown(
+    graph: FakeGraph, http_client: httpx.Client
+) -> None:
     media_id = graph.add_media(JPEG, "image/jpeg")
     client = CloudMediaClient(graph.base_url, TOKEN + "-revoked", http=http_client)
     with pytest.raises(RemoteUnauthorized) as caught:
@@ -258,8 +272,9 @@ def test_cloud_bad_token_is_not_retried_and_never_shown(graph: FakeGraph,
     assert_no_token(caught.value)
 
 
-def test_cloud_redirects_are_followed_and_bounded(graph: FakeGraph,
-                                                  http_client: httpx.Client) -> None:
+def test_cloud_redirects_are_followed_and_bounded(
+    graph: FakeGraph, http_client: httpx.Client
+) -> None:
     media_id = graph.add_media(JPEG, "image/jpeg")
     graph.download_redirects = 2
     assert cloud(graph, http_client).fetch(Media(media_id=media_id)).data == JPEG
@@ -276,8 +291,7 @@ def test_cloud_timeout_and_unreachable(graph: FakeGraph, http_client: httpx.Clie
     assert_no_token(caught.value)
     graph.clear_faults()
 
-    client = CloudMediaClient(FakeGraph.unused_url(), TOKEN, http=http_client,
-                              retry_max_wait=0.01)
+    client = CloudMediaClient(FakeGraph.unused_url(), TOKEN, http=http_client, retry_max_wait=0.01)
     with pytest.raises(RemoteUnreachable) as unreachable:
         client.fetch(Media(media_id=media_id))
     assert_no_token(unreachable.value)
@@ -294,8 +308,7 @@ def test_gateway_base64(http_client: httpx.Client) -> None:
 
     data_uri = "data:application/pdf;base64," + base64.b64encode(b"%PDF").decode()
     doc = gateway(http_client).fetch(Media(base64=data_uri, filename="nota"))
-    assert (doc.data, doc.content_type, doc.filename) == (b"%PDF", "application/pdf",
-                                                          "nota.pdf")
+    assert (doc.data, doc.content_type, doc.filename) == (b"%PDF", "application/pdf", "nota.pdf")
     with pytest.raises(RemoteBadResponse):
         gateway(http_client).fetch(Media(base64="not base64!!"))
     with pytest.raises(MediaTooLarge):
@@ -304,8 +317,9 @@ def test_gateway_base64(http_client: httpx.Client) -> None:
 
 def test_gateway_url(host: MediaHost, http_client: httpx.Client) -> None:
     host.files["a.ogg"] = (b"OggS-voice", "audio/ogg")
-    got = gateway(http_client).fetch(Media(url=f"{host.url}/files/a.ogg", voice=True,
-                                           media_id="3EB0ABC"))
+    got = gateway(http_client).fetch(
+        Media(url=f"{host.url}/files/a.ogg", voice=True, media_id="3EB0ABC")
+    )
     assert got == DownloadedMedia(b"OggS-voice", "audio/ogg", "voice-3EB0ABC.ogg")
     assert "authorization" not in host.headers[-1]  # nothing of ours goes to media hosts
 
@@ -343,10 +357,18 @@ def test_gateway_urls_go_through_the_guard(host: MediaHost) -> None:
 # --- names --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mime, extension", [
-    ("audio/ogg", ".ogg"), ("audio/ogg; codecs=opus", ".ogg"), ("image/jpeg", ".jpg"),
-    ("application/pdf", ".pdf"), ("video/3gpp", ".3gp"), ("", ".bin"), ("x/unknown", ".bin"),
-])
+@pytest.mark.parametrize(
+    "mime, extension",
+    [
+        ("audio/ogg", ".ogg"),
+        ("audio/ogg; codecs=opus", ".ogg"),
+        ("image/jpeg", ".jpg"),
+        ("application/pdf", ".pdf"),
+        ("video/3gpp", ".3gp"),
+        ("", ".bin"),
+        ("x/unknown", ".bin"),
+    ],
+)
 def test_media_extension(mime: str, extension: str) -> None:
     assert media_extension(mime) == extension
 

@@ -252,3 +252,9 @@ def test_rendered_attributes_are_not_shared_between_messages() -> None:
     first = render_inbound(msg(text="a"))
     first.content_attributes["x"] = 1
     assert render_inbound(msg(text="b")).content_attributes == {}
+
+
+def test_unsupported_keeps_the_text_it_carried() -> None:
+    rendered = render_inbound(msg("unsupported", unsupported_reason="poll", text="Qual *horário*?"))
+
+    assert rendered.content == "[Unsupported message: poll]\nQual \\*horário\\*?"
