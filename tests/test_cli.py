@@ -47,3 +47,17 @@ def test_account_create_prints_the_token_last_and_stores_only_its_hash(tmp_path:
     rows = db.execute_sql("SELECT name, token_hash FROM account").fetchall()
     assert rows == [("Acme Support", hash_token(token))]
     assert token.encode() not in db_file.read_bytes()
+
+
+def test_migrate_adds_columns_that_newer_models_declare(tmp_path: Path) -> None:
+    db_file = tmp_path / "old.db"
+    url = f"sqlite:///{db_file}"
+    assert run_cli("migrate", database_url=url).returncode == 0
+    old = peewee.SqliteDatabase(str(db_file))
+    old.execute_sql("ALTER TABLE relay_event DROP COLUMN in_flight")
+    assert "in_flight" not in {c.name for c in old.get_columns("relay_event")}
+
+    result = run_cli("migrate", database_url=url)
+
+    assert result.returncode == 0, result.stderr
+    assert "in_flight" in {c.name for c in old.get_columns("relay_event")}

@@ -9,8 +9,9 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from app.relay import lanes, recovery
-from app.relay.context import inbound_context
+from app.relay.inbound_lane import InboundHandler
 from app.store.db import database
+from app.store.models import DIRECTION_INBOUND
 from app.store.redis_client import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
@@ -19,16 +20,22 @@ SWEEP_INTERVAL_SECONDS = 30.0
 SWEEP_IDLE_SECONDS = 30.0
 
 
-@dramatiq.actor(queue_name="relay", max_retries=10_000, time_limit=15 * 60_000)
-def deliver_inbound(integration_id: str, chat_key: str) -> None:
-    """Deliver the pending WhatsApp events of one chat, in order.
+INBOUND = InboundHandler()
 
-    A transient failure asks Dramatiq's ``Retries`` to run this again after the event's
-    backoff (``Retry`` with that delay); how many times is bounded per event by the lane.
-    """
-    result = lanes.drain(integration_id, chat_key, inbound_context)
+
+def _drain(handler: lanes.LaneHandler, integration_id: str, chat_key: str) -> None:
+    """Drain one lane. A transient failure asks Dramatiq's ``Retries`` to run the message
+    again after the event's backoff (``Retry`` with that delay); how many times is bounded
+    per event by the lane (``MAX_ATTEMPTS``), not by Dramatiq."""
+    result = lanes.drain(handler, integration_id, chat_key)
     if result.retry_after is not None:
         raise dramatiq.Retry(delay=int(result.retry_after * 1000))
+
+
+@dramatiq.actor(queue_name="relay", max_retries=10_000, time_limit=15 * 60_000)
+def deliver_inbound(integration_id: str, chat_key: str) -> None:
+    """Deliver the pending WhatsApp events of one chat into Chatwoot, in order."""
+    _drain(INBOUND, integration_id, chat_key)
 
 
 @dramatiq.actor(queue_name="relay", max_retries=20)
@@ -37,9 +44,13 @@ def replay_integration(integration_id: str) -> None:
     enqueue_lanes(recovery.ready_lanes(integration_id))
 
 
+def lane_actor(direction: str) -> dramatiq.Actor[[str, str], None]:
+    return {DIRECTION_INBOUND: deliver_inbound}[direction]
+
+
 def enqueue_lanes(found: list[recovery.Lane]) -> None:
-    for integration_id, chat_key in found:
-        deliver_inbound.send(integration_id, chat_key)
+    for direction, integration_id, chat_key in found:
+        lane_actor(direction).send(integration_id, chat_key)
     if found:
         logger.info("enqueued %d lanes with undelivered events", len(found))
 

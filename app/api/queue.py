@@ -23,13 +23,14 @@ def _send_provision(integration_id: str, generation: int) -> None:
     provision.send(integration_id, generation)
 
 
-def _send_lanes(integration_id: str, chat_keys: list[str]) -> None:
+def _send_lanes(direction: str, integration_id: str, chat_keys: list[str]) -> None:
     from app.relay.lanes import claim_enqueue
-    from workers.relay import deliver_inbound
+    from workers.relay import lane_actor
 
+    actor = lane_actor(direction)
     for chat_key in chat_keys:
-        if claim_enqueue(integration_id, chat_key):
-            deliver_inbound.send(integration_id, chat_key)
+        if claim_enqueue(direction, integration_id, chat_key):
+            actor.send(integration_id, chat_key)
 
 
 def _send_replay(integration_id: str) -> None:
@@ -43,10 +44,10 @@ async def enqueue_provision(integration_id: str, generation: int) -> None:
     await run_in_threadpool(_send_provision, integration_id, generation)
 
 
-async def enqueue_lanes(integration_id: str, chat_keys: list[str]) -> bool:
+async def enqueue_lanes(direction: str, integration_id: str, chat_keys: list[str]) -> bool:
     """Enqueue delivery of each lane once; False (logged) when the queue is unreachable."""
     try:
-        await run_in_threadpool(_send_lanes, integration_id, chat_keys)
+        await run_in_threadpool(_send_lanes, direction, integration_id, chat_keys)
     except QUEUE_ERRORS as exc:
         logger.warning(
             "events of %s stored, not queued (%s); the sweep will pick them up",

@@ -26,7 +26,13 @@ from app.relay.gateway_parser import envelope_token, parse_gateway_webhook
 from app.relay.intake import StoredEvent, store_inbound
 from app.relay.lanes import deliverable
 from app.relay.messages import Event, InboundMessage, ParsedBody, ParseError
-from app.store.models import PROVIDER_CLOUD, PROVIDER_GATEWAY, ChatwootIntegration, Instance
+from app.store.models import (
+    DIRECTION_INBOUND,
+    PROVIDER_CLOUD,
+    PROVIDER_GATEWAY,
+    ChatwootIntegration,
+    Instance,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +150,8 @@ async def _accept(instance: Instance, parsed: ParsedBody) -> Response:
             len(parsed.events),
         )
     elif stored and deliverable(integration):
-        await enqueue_lanes(integration.id, list(dict.fromkeys(s.chat_key for s in stored)))
+        chats = list(dict.fromkeys(s.chat_key for s in stored))
+        await enqueue_lanes(DIRECTION_INBOUND, integration.id, chats)
     return JSONResponse({"received": len(parsed.events), "stored": len(stored)})
 
 

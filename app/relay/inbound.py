@@ -66,22 +66,24 @@ class InboundContext:
     fetch_media: MediaFetcher
 
 
-def deliver(context: InboundContext, row: RelayEvent) -> Outcome:
+def deliver(context: InboundContext, row: RelayEvent, interrupted: bool) -> Outcome:
     """Deliver one stored inbound event. Raises RemoteError subclasses for the lane to classify.
 
-    ``row.attempts`` counts the attempts made before this one: when it is not zero, an earlier
-    attempt may have reached Chatwoot, so we look for our message before posting again.
+    ``interrupted``: an earlier attempt may have reached Chatwoot, so we look for our message
+    (by its ``source_id``) before posting again.
     """
     event = event_from_json(row.payload)
     if isinstance(event, StatusUpdate):
         return _apply_status(context, event)
-    return _post_message(context, row, event)
+    return _post_message(context, row, event, interrupted)
 
 
-def _post_message(context: InboundContext, row: RelayEvent, message: InboundMessage) -> Outcome:
+def _post_message(
+    context: InboundContext, row: RelayEvent, message: InboundMessage, interrupted: bool
+) -> Outcome:
     link = chats.link_for(context.integration, row.chat_key)
     conversation_id = chats.ensure_conversation(context.client, context.integration, link, message)
-    if row.attempts > 0:
+    if interrupted:
         already = _find_posted(context.client, conversation_id, message.message_id)
         if already is not None:
             logger.info("event %s was already in Chatwoot as message %s", row.id, already)
@@ -147,6 +149,8 @@ def remember_message(
         chatwoot_conversation_id=conversation,
         direction=direction,
     ).on_conflict_ignore().execute()
+    if direction == "incoming":
+        return 0  # WhatsApp sends statuses only for messages the business sent
     return int(
         RelayEvent.update(status=EVENT_PENDING, next_attempt_at=None)
         .where(

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import cast
 
 from app.store.models import (
-    DIRECTION_INBOUND,
     EVENT_PENDING,
     STATE_ACTIVE,
     ChatwootIntegration,
@@ -20,7 +19,7 @@ from app.store.models import (
     utcnow,
 )
 
-Lane = tuple[str, str]
+Lane = tuple[str, str, str]  # direction, integration id, chat key
 
 
 def ready_lanes(integration_id: str | None = None, idle_seconds: float = 0.0) -> list[Lane]:
@@ -29,11 +28,10 @@ def ready_lanes(integration_id: str | None = None, idle_seconds: float = 0.0) ->
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=idle_seconds)
     query = (
-        RelayEvent.select(RelayEvent.integration, RelayEvent.chat_key)
+        RelayEvent.select(RelayEvent.direction, RelayEvent.integration, RelayEvent.chat_key)
         .join(ChatwootIntegration)
         .where(
-            (RelayEvent.direction == DIRECTION_INBOUND)
-            & (RelayEvent.status == EVENT_PENDING)
+            (RelayEvent.status == EVENT_PENDING)
             & (RelayEvent.created_at <= cutoff)
             & (RelayEvent.next_attempt_at.is_null() | (RelayEvent.next_attempt_at <= now))
             & (ChatwootIntegration.state == STATE_ACTIVE)
@@ -45,5 +43,5 @@ def ready_lanes(integration_id: str | None = None, idle_seconds: float = 0.0) ->
     )
     if integration_id is not None:
         query = query.where(RelayEvent.integration == integration_id)
-    rows = cast("Iterable[tuple[str, str]]", query)
-    return [(str(integration), str(chat_key)) for integration, chat_key in rows]
+    rows = cast("Iterable[tuple[str, str, str]]", query)
+    return [(str(direction), str(integration), str(chat)) for direction, integration, chat in rows]

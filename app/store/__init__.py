@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_migrations
 
 from app.config import Settings
 from app.store.crypto import Cipher
 from app.store.db import open_database
 from app.store.models import ALL_MODELS, configure_cipher
+
+logger = logging.getLogger(__name__)
 
 
 def init_store(settings: Settings) -> peewee.Database:
@@ -19,6 +25,23 @@ def init_store(settings: Settings) -> peewee.Database:
 
 
 def migrate(db: peewee.Database) -> None:
-    """Create missing tables and indexes (idempotent; safe to run on every release)."""
+    """Create missing tables and indexes, and add columns that newer models declare
+    (idempotent; run on every release). New columns must be nullable or have a default."""
     with db.connection_context():
         db.create_tables(ALL_MODELS, safe=True)
+        _add_missing_columns(db)
+
+
+def _add_missing_columns(db: peewee.Database) -> None:
+    migrator = SchemaMigrator.from_database(db)
+    operations = []
+    for model in ALL_MODELS:
+        table = model._meta.table_name
+        existing = {column.name for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in existing:
+                logger.info("adding column %s.%s", table, field.column_name)
+                operations.append(migrator.add_column(table, field.column_name, field))
+    if operations:
+        with db.atomic():
+            run_migrations(*operations)

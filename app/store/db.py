@@ -18,7 +18,7 @@ database = peewee.DatabaseProxy()
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
-    "synchronous": "normal",
+    "synchronous": "full",
     "foreign_keys": 1,
     "busy_timeout": 10_000,
 }

@@ -186,6 +186,7 @@ class RelayEvent(BaseModel):
     status = peewee.CharField(max_length=16, default=EVENT_PENDING, index=True)
     message_id = peewee.CharField(max_length=255, null=True)
     attempts = peewee.IntegerField(default=0)
+    in_flight = peewee.BooleanField(default=False)
     last_error = peewee.TextField(default="")
     next_attempt_at = peewee.DateTimeField(null=True)
     delivered_at = peewee.DateTimeField(null=True)
