@@ -48,6 +48,7 @@ class Settings:
     remote_retry_attempts: int = 3
     remote_retry_max_wait: float = 2.0
     remote_timeout_seconds: float = 15.0
+    unconfirmed_send_seconds: float = 60.0
     queue_namespace: str = "wootbridge"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -96,6 +97,7 @@ class Settings:
             remote_retry_attempts=config("REMOTE_RETRY_ATTEMPTS", cast=int, default=3),
             remote_retry_max_wait=config("REMOTE_RETRY_MAX_WAIT", cast=float, default=2.0),
             remote_timeout_seconds=config("REMOTE_TIMEOUT_SECONDS", cast=float, default=15.0),
+            unconfirmed_send_seconds=config("UNCONFIRMED_SEND_SECONDS", cast=float, default=60.0),
             queue_namespace=config("QUEUE_NAMESPACE", cast=str, default="wootbridge"),
         )
         settings.current_key()

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from app.api import chatwoot, instances, ops, webhooks
+from app.api import chatwoot, chatwoot_webhook, instances, ops, webhooks
 from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from app.api.middleware import AccessLog, ChatwootModuleGate, RateLimiter
 from app.config import Settings, get_settings, use_settings
@@ -37,7 +37,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await redis.aclose()
 
     app = Starlette(
-        routes=[*ops.routes, *instances.routes, *chatwoot.routes, *webhooks.routes],
+        routes=[
+            *ops.routes,
+            *instances.routes,
+            *chatwoot.routes,
+            *webhooks.routes,
+            *chatwoot_webhook.routes,
+        ],
         middleware=[
             Middleware(AccessLog),
             Middleware(ChatwootModuleGate, enabled=settings.chatwoot_module_enabled),

@@ -32,6 +32,7 @@ os.environ.update(
         "REMOTE_RETRY_ATTEMPTS": "3",
         "REMOTE_RETRY_MAX_WAIT": "0.05",
         "REMOTE_TIMEOUT_SECONDS": "2",
+        "UNCONFIRMED_SEND_SECONDS": "3",
         "dramatiq_worker_timeout": "50",
         # tests that exercise rate limits set their own; the rest must never hit one
         "RATE_LIMIT_PER_MINUTE": "100000",

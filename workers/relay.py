@@ -10,8 +10,9 @@ from dramatiq.middleware import Middleware
 
 from app.relay import lanes, recovery
 from app.relay.inbound_lane import InboundHandler
+from app.relay.outbound_lane import OutboundHandler
 from app.store.db import database
-from app.store.models import DIRECTION_INBOUND
+from app.store.models import DIRECTION_INBOUND, DIRECTION_OUTBOUND
 from app.store.redis_client import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,13 @@ SWEEP_INTERVAL_SECONDS = 30.0
 SWEEP_IDLE_SECONDS = 30.0
 
 
-INBOUND = InboundHandler()
+def wake_lane(direction: str, integration_id: str, chat_key: str) -> None:
+    """Enqueue a lane from inside another (a status woke it, a reply was confirmed)."""
+    lane_actor(direction).send(integration_id, chat_key)
+
+
+INBOUND = InboundHandler(wake_lane)
+OUTBOUND = OutboundHandler(wake_lane)
 
 
 def _drain(handler: lanes.LaneHandler, integration_id: str, chat_key: str) -> None:
@@ -38,6 +45,12 @@ def deliver_inbound(integration_id: str, chat_key: str) -> None:
     _drain(INBOUND, integration_id, chat_key)
 
 
+@dramatiq.actor(queue_name="relay", max_retries=10_000, time_limit=15 * 60_000)
+def deliver_outbound(integration_id: str, chat_key: str) -> None:
+    """Send the pending agent replies of one chat to WhatsApp, in order."""
+    _drain(OUTBOUND, integration_id, chat_key)
+
+
 @dramatiq.actor(queue_name="relay", max_retries=20)
 def replay_integration(integration_id: str) -> None:
     """Enqueue every lane of the integration that has events waiting (after set/resume)."""
@@ -45,7 +58,7 @@ def replay_integration(integration_id: str) -> None:
 
 
 def lane_actor(direction: str) -> dramatiq.Actor[[str, str], None]:
-    return {DIRECTION_INBOUND: deliver_inbound}[direction]
+    return {DIRECTION_INBOUND: deliver_inbound, DIRECTION_OUTBOUND: deliver_outbound}[direction]
 
 
 def enqueue_lanes(found: list[recovery.Lane]) -> None:

@@ -57,14 +57,14 @@ async def _load_instance(name: str, provider: str) -> Instance:
         raise ApiError(503, STORAGE_DOWN) from exc
 
 
-async def _raw_body(request: Request) -> bytes:
+async def read_raw_body(request: Request) -> bytes:
     raw = await request.body()
     if len(raw) > MAX_WEBHOOK_BYTES:
         raise ApiError(413, "body too large")
     return raw
 
 
-def _json(raw: bytes) -> Any:
+def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -94,12 +94,12 @@ def valid_meta_signature(raw: bytes, header: str | None, app_secret: str) -> boo
 
 async def cloud_webhook(request: Request) -> Response:
     instance = await _load_instance(request.path_params["instance"], PROVIDER_CLOUD)
-    raw = await _raw_body(request)
+    raw = await read_raw_body(request)
     app_secret = instance.get_secret("cloud_app_secret") or ""
     if not valid_meta_signature(raw, request.headers.get("x-hub-signature-256"), app_secret):
         raise ApiError(401, "invalid signature")
     try:
-        parsed = parse_cloud_webhook(_json(raw), str(instance.cloud_phone_number_id))
+        parsed = parse_cloud_webhook(parse_json(raw), str(instance.cloud_phone_number_id))
     except ParseError as exc:
         raise ApiError(400, f"invalid body: {exc}") from exc
     return await _accept(instance, parsed)
@@ -107,7 +107,7 @@ async def cloud_webhook(request: Request) -> Response:
 
 async def gateway_webhook(request: Request) -> Response:
     instance = await _load_instance(request.path_params["instance"], PROVIDER_GATEWAY)
-    body = _json(await _raw_body(request))
+    body = parse_json(await read_raw_body(request))
     expected = instance.get_secret("gateway_token") or ""
     given = envelope_token(body) or ""
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from app.integrations.chatwoot import Attachment, ChatwootClient
 from app.integrations.errors import RemoteError, RemoteNotFound, is_transient
 from app.integrations.whatsapp.media import DownloadedMedia
-from app.relay import chats
+from app.relay import chats, confirmations
+from app.relay.message_map import advances, record_tick
 from app.relay.messages import InboundMessage, Media, StatusUpdate, event_from_json
 from app.relay.rendering import render_inbound
 from app.store.models import (
-    EVENT_PENDING,
-    EVENT_WAITING,
+    DIRECTION_OUTBOUND,
     ChatwootIntegration,
     MessageMap,
     RelayEvent,
@@ -59,11 +59,19 @@ class Waiting:
 Outcome = Delivered | Waiting
 
 
+Waker = Callable[[str, str, str], None]  # direction, integration id, chat key: enqueue a lane
+
+
+class EchoOfOwnReply(Exception):
+    """A business message from the gateway that may be the echo of a reply being sent now."""
+
+
 @dataclass
 class InboundContext:
     integration: ChatwootIntegration
     client: ChatwootClient
     fetch_media: MediaFetcher
+    wake: Waker
 
 
 def deliver(context: InboundContext, row: RelayEvent, interrupted: bool) -> Outcome:
@@ -81,6 +89,8 @@ def deliver(context: InboundContext, row: RelayEvent, interrupted: bool) -> Outc
 def _post_message(
     context: InboundContext, row: RelayEvent, message: InboundMessage, interrupted: bool
 ) -> Outcome:
+    if message.direction == "outgoing" and _is_own_reply(context, row, message):
+        return Delivered()
     link = chats.link_for(context.integration, row.chat_key)
     conversation_id = chats.ensure_conversation(context.client, context.integration, link, message)
     if interrupted:
@@ -111,6 +121,28 @@ def _post_message(
     return Delivered(_link(message, message_id, conversation_id))
 
 
+def _is_own_reply(context: InboundContext, row: RelayEvent, message: InboundMessage) -> bool:
+    """Is this business message (gateway echo) one of our own sends? Those are already in
+    Chatwoot as the agent's reply and must not appear twice."""
+    integration = context.integration
+    known = (
+        MessageMap.select()
+        .where(
+            (MessageMap.integration == integration)
+            & (MessageMap.whatsapp_message_id == message.message_id)
+        )
+        .exists()
+    )
+    if known:
+        return True
+    if confirmations.adopt(integration, row.chat_key, message.message_id):
+        context.wake(DIRECTION_OUTBOUND, integration.id, row.chat_key)
+        return True
+    if confirmations.send_in_progress(integration, row.chat_key):
+        raise EchoOfOwnReply(message.message_id)
+    return False
+
+
 def _download(context: InboundContext, media: Media) -> DownloadedMedia:
     """Fetch an attachment; transient failures propagate (retried), others are permanent."""
     try:
@@ -133,46 +165,27 @@ def _link(message: InboundMessage, chatwoot_id: int, conversation_id: int) -> Me
     return MessageLink(message.message_id, chatwoot_id, conversation_id, message.direction)
 
 
-def remember_message(
-    integration: ChatwootIntegration,
-    whatsapp_id: str,
-    chatwoot_id: int,
-    conversation: int,
-    direction: str,
-) -> int:
-    """Map a WhatsApp message id to its Chatwoot message, and wake the statuses that arrived
-    before it (they wait in ``waiting``). Returns how many statuses were woken."""
-    MessageMap.insert(
-        integration=integration,
-        whatsapp_message_id=whatsapp_id,
-        chatwoot_message_id=chatwoot_id,
-        chatwoot_conversation_id=conversation,
-        direction=direction,
-    ).on_conflict_ignore().execute()
-    if direction == "incoming":
-        return 0  # WhatsApp sends statuses only for messages the business sent
-    return int(
-        RelayEvent.update(status=EVENT_PENDING, next_attempt_at=None)
-        .where(
-            (RelayEvent.integration == integration)
-            & (RelayEvent.message_id == whatsapp_id)
-            & (RelayEvent.status == EVENT_WAITING)
-        )
-        .execute()
-    )
-
-
 def _apply_status(context: InboundContext, status: StatusUpdate) -> Outcome:
+    integration = context.integration
     mapped = MessageMap.get_or_none(
-        (MessageMap.integration == context.integration)
+        (MessageMap.integration == integration)
         & (MessageMap.whatsapp_message_id == status.message_id)
     )
+    if mapped is None and confirmations.adopt(integration, status.chat_id, status.message_id):
+        context.wake(DIRECTION_OUTBOUND, integration.id, status.chat_id)
+        mapped = MessageMap.get_or_none(
+            (MessageMap.integration == integration)
+            & (MessageMap.whatsapp_message_id == status.message_id)
+        )
     if mapped is None:
         return Waiting()
-    context.client.update_message_status(
-        mapped.chatwoot_conversation_id,
-        mapped.chatwoot_message_id,
-        status.status,
-        external_error=status.external_error,
-    )
+    chatwoot_id = int(mapped.chatwoot_message_id)
+    if advances(integration, chatwoot_id, status.status):
+        context.client.update_message_status(
+            mapped.chatwoot_conversation_id,
+            chatwoot_id,
+            status.status,
+            external_error=status.external_error,
+        )
+        record_tick(integration, status.message_id, status.status)
     return Delivered()

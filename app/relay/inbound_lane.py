@@ -20,12 +20,14 @@ from app.relay import lanes
 from app.relay.context import inbound_context
 from app.relay.inbound import (
     Delivered,
+    EchoOfOwnReply,
     InboundContext,
     MediaUnavailable,
     Outcome,
+    Waker,
     deliver,
-    remember_message,
 )
+from app.relay.message_map import remember_message
 from app.store.db import database
 from app.store.models import (
     DIRECTION_INBOUND,
@@ -45,8 +47,11 @@ class IntegrationBroken(Exception):
 class InboundHandler:
     direction = DIRECTION_INBOUND
 
+    def __init__(self, wake: Waker) -> None:
+        self._wake = wake
+
     def open(self, integration: ChatwootIntegration) -> InboundContext:
-        return inbound_context(integration)
+        return inbound_context(integration, self._wake)
 
     def deliver(self, context: object, row: RelayEvent, interrupted: bool) -> lanes.Step:
         assert isinstance(context, InboundContext)
@@ -54,6 +59,8 @@ class InboundHandler:
             outcome = _deliver_retrying_lost_conversation(context, row, interrupted)
         except MediaUnavailable as exc:
             return lanes.fail(row, f"media unavailable: {exc}")
+        except EchoOfOwnReply:
+            return lanes.retry_later(row, "may be the echo of a reply being sent", at_least=1.0)
         except IntegrationBroken as exc:
             return lanes.hold_integration(context.integration, row, str(exc))
         except RemoteError as exc:

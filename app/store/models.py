@@ -187,6 +187,8 @@ class RelayEvent(BaseModel):
     message_id = peewee.CharField(max_length=255, null=True)
     attempts = peewee.IntegerField(default=0)
     in_flight = peewee.BooleanField(default=False)
+    progress = peewee.IntegerField(default=0)  # parts of a multi-part send already sent
+    unconfirmed = peewee.BooleanField(default=False)  # a send whose outcome is unknown
     last_error = peewee.TextField(default="")
     next_attempt_at = peewee.DateTimeField(null=True)
     delivered_at = peewee.DateTimeField(null=True)
@@ -239,6 +241,7 @@ class MessageMap(BaseModel):
     chatwoot_message_id = peewee.IntegerField()
     chatwoot_conversation_id = peewee.IntegerField()
     direction = peewee.CharField(max_length=16)
+    status = peewee.CharField(max_length=16, null=True)  # the last tick applied in Chatwoot
 
     class Meta:
         indexes = (

@@ -17,7 +17,7 @@ import pytest
 from dramatiq import Worker
 from starlette.testclient import TestClient
 
-from app.relay.inbound import remember_message
+from app.relay.message_map import remember_message
 from app.store.db import database
 from app.store.models import MessageMap
 from tests.fakes.chatwoot import FakeChatwoot

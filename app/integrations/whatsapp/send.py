@@ -20,7 +20,6 @@ hold our headers) are never chained.
 
 from __future__ import annotations
 
-import mimetypes
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -213,14 +212,9 @@ def clean_text(text: str, secrets: Iterable[str] = ()) -> str:
 def base_type(content_type: str) -> str:
     """The MIME type without parameters, lower case (``audio/ogg; codecs=opus`` -> ``audio/ogg``).
 
-    An empty type is guessed from nothing and becomes ``application/octet-stream``.
+    An empty type becomes ``application/octet-stream``.
     """
     return content_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
-
-
-def guess_type(filename: str) -> str | None:
-    """The MIME type a file name suggests, if any."""
-    return mimetypes.guess_type(filename)[0]
 
 
 def read_timeout(http: httpx.Client, timeout: float | None) -> httpx.Timeout | None:

@@ -1,0 +1,195 @@
+"""Downloading an agent's attachment from Chatwoot, to relay it to WhatsApp.
+
+A webhook's attachment carries ``data_url``: an ActiveStorage redirect URL
+(``/rails/active_storage/blobs/redirect/<signed id>/<file name>``) that answers 302 to where the
+blob is stored (Chatwoot's disk service, or a presigned S3/GCS/Azure URL on another host).
+:func:`fetch_attachment` follows the redirects one hop at a time, at most ``max_redirects``; each
+hop is a new request through the given client, so its connect-time URL guard vets every host the
+chain leads to. No credentials are sent: the URL is signed, and storage hosts get nothing of ours.
+
+The body is streamed and refused past ``max_bytes`` (:class:`MediaTooLarge`, also when
+``Content-Length`` announces it). The file name comes from ``Content-Disposition`` (RFC 6266,
+``filename*`` preferred), else from the path of ``data_url`` (Chatwoot ends it with the name),
+else from the last hop's path; it is reduced to a safe last path component. 404 and 410 raise
+:class:`~app.integrations.errors.RemoteNotFound`; transient failures (connect errors, timeouts,
+429, 5xx) are retried with the shared policy from the first URL (every request is a GET).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import collapse_rfc2231_value
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from app.integrations.errors import (
+    RemoteBadResponse,
+    RemoteError,
+    RemoteNotFound,
+    error_from_response,
+    error_from_transport,
+)
+from app.integrations.http import transient_retry
+from app.integrations.whatsapp.media import MediaTooLarge, media_extension
+
+__all__ = ["DEFAULT_MAX_BYTES", "FetchedFile", "fetch_attachment", "filename_from_disposition"]
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+OCTET_STREAM = "application/octet-stream"
+_ERROR_BODY_LIMIT = 64 * 1024
+_MAX_FILENAME = 180
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A downloaded attachment: its bytes, MIME type (as served) and file name."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+    def __repr__(self) -> str:
+        return (
+            f"FetchedFile(filename={self.filename!r}, content_type={self.content_type!r}, "
+            f"size={len(self.data)})"
+        )
+
+
+def fetch_attachment(
+    url: str,
+    *,
+    http: httpx.Client,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_redirects: int = 5,
+    timeout: float | None = None,
+    retry_attempts: int = 3,
+    retry_max_wait: float = 2.0,
+) -> FetchedFile:
+    """GET ``url`` (following redirects), bounded in size; see the module docstring.
+
+    ``timeout`` (seconds) bounds reading each answer; ``None`` keeps the client's own.
+    """
+    options: dict[str, Any] = {}
+    if timeout is not None:
+        options["timeout"] = httpx.Timeout(
+            connect=http.timeout.connect, read=timeout, write=timeout, pool=http.timeout.pool
+        )
+    retrying = transient_retry(retry_attempts, retry_max_wait)
+    return retrying(_fetch_once, http, url, options, max_bytes, max_redirects)
+
+
+def _fetch_once(
+    http: httpx.Client, url: str, options: dict[str, Any], max_bytes: int, max_redirects: int
+) -> FetchedFile:
+    """One attempt through the whole redirect chain.
+
+    Transport errors are raised outside the ``except`` block, so the httpx exception is neither
+    ``__cause__`` nor ``__context__`` of what the caller sees.
+    """
+    failure: RemoteError | None = None
+    try:
+        request = http.build_request("GET", url, **options)
+        for _ in range(max_redirects + 1):
+            response = http.send(request, stream=True)
+            try:
+                if response.next_request is None:
+                    return _read(response, url, max_bytes)
+                request = response.next_request
+            finally:
+                response.close()
+    except httpx.HTTPError as exc:
+        failure = error_from_transport(exc)
+    if failure is not None:
+        raise failure
+    raise RemoteBadResponse(f"more than {max_redirects} redirects")
+
+
+def _read(response: httpx.Response, first_url: str, max_bytes: int) -> FetchedFile:
+    if not response.is_success:
+        error = error_from_response(_buffered_error(response))
+        if response.status_code in (404, 410):
+            raise RemoteNotFound(error.detail, status=response.status_code)
+        raise error
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise MediaTooLarge(f"the attachment has {declared} bytes, over {max_bytes}")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise MediaTooLarge(f"the attachment exceeds {max_bytes} bytes")
+    served = response.headers.get("content-type", "").strip()
+    name = _pick_filename(response, first_url)
+    content_type = served or mimetypes.guess_type(name or "")[0] or OCTET_STREAM
+    if not name:
+        name = "attachment" + media_extension(content_type)
+    elif not os.path.splitext(name)[1] and content_type != OCTET_STREAM:
+        name += media_extension(content_type)
+    return FetchedFile(bytes(body), content_type, name)
+
+
+def _buffered_error(response: httpx.Response) -> httpx.Response:
+    """A copy of a streamed error answer with at most 64 KiB of its body (for the detail)."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= _ERROR_BODY_LIMIT:
+            break
+    skip = ("content-encoding", "content-length", "transfer-encoding")
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=bytes(body[:_ERROR_BODY_LIMIT]),
+        request=response.request,
+    )
+
+
+# --- file names ---------------------------------------------------------------------------------
+
+
+def filename_from_disposition(value: str | None) -> str | None:
+    """The file name in a ``Content-Disposition`` value (``filename*`` preferred), or None."""
+    if not value:
+        return None
+    message = Message()
+    message["content-disposition"] = value
+    params = message.get_params(header="content-disposition") or []
+    names = [v for key, v in params[1:] if key.lower() == "filename" and v]
+    extended = [v for v in names if isinstance(v, tuple)]
+    chosen = extended[0] if extended else (names[0] if names else None)
+    return collapse_rfc2231_value(chosen) if chosen else None
+
+
+def _safe_name(name: str) -> str:
+    """The last path component without control characters, at most ~180 characters."""
+    name = _CONTROL.sub("", re.split(r"[/\\]", name)[-1]).strip().lstrip(".")
+    if len(name) > _MAX_FILENAME:
+        stem, suffix = os.path.splitext(name)
+        suffix = suffix[:16]
+        name = stem[: _MAX_FILENAME - len(suffix)] + suffix
+    return name
+
+
+def _url_name(url: str) -> str:
+    return _safe_name(unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]))
+
+
+def _pick_filename(response: httpx.Response, first_url: str) -> str:
+    """Content-Disposition, else the first URL's last path segment, else the last hop's."""
+    declared = filename_from_disposition(response.headers.get("content-disposition"))
+    for candidate in (
+        _safe_name(declared or ""),
+        _url_name(first_url),
+        _url_name(str(response.url)),
+    ):
+        if candidate:
+            return candidate
+    return ""

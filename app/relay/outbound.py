@@ -1,0 +1,133 @@
+"""Chatwoot reply ▸ WhatsApp: plan the parts of a reply and send them, resumably.
+
+A reply becomes one or more WhatsApp messages: its text, and each attachment as the matching
+media kind (the text is the caption of the first one that can carry a caption). Each part
+sent is recorded at once (``progress`` and the message map) so that a retry never sends a
+part twice. The outcome of a send may be unknown (a timeout after the request went out): such
+a reply is *unconfirmed* and waits; a status or an echo for it confirms it
+(:mod:`app.relay.confirmations`), and only when none comes within the window is it sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.integrations.chatwoot import ChatwootClient
+from app.integrations.chatwoot_files import FetchedFile
+from app.integrations.whatsapp.send import OutgoingMedia, SendResult, WhatsAppSender
+from app.relay.chatwoot_events import AgentReply, OutboundAttachment
+from app.relay.message_map import remember_message
+from app.relay.outbound_format import markdown_to_whatsapp, signed
+from app.store.db import database
+from app.store.models import ChatwootIntegration, MessageMap, RelayEvent
+
+logger = logging.getLogger(__name__)
+
+CAPTIONED_KINDS = frozenset({"image", "video", "document"})
+MEDIA_KINDS = {"image": "image", "video": "video", "audio": "audio", "file": "document"}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One WhatsApp message of a reply: text, or an attachment with an optional caption."""
+
+    text: str | None = None
+    attachment: OutboundAttachment | None = None
+
+
+@dataclass
+class OutboundContext:
+    integration: ChatwootIntegration
+    sender: WhatsAppSender
+    chatwoot: ChatwootClient
+    fetch_file: Callable[[str], FetchedFile]
+    passes_links: bool  # the gateway fetches media URLs itself; Cloud needs an upload
+
+
+def plan(reply: AgentReply, sign_with: str | None) -> list[Part]:
+    """The WhatsApp messages a reply becomes, in order."""
+    text = markdown_to_whatsapp(reply.content).strip() if reply.content else ""
+    if text and sign_with is not None:
+        text = signed(text, sign_with)
+    if not reply.attachments:
+        return [Part(text=text)] if text else []
+    parts: list[Part] = []
+    first_kind = media_kind(reply.attachments[0])
+    if text and first_kind not in CAPTIONED_KINDS:
+        parts.append(Part(text=text))
+        text = ""
+    for attachment in reply.attachments:
+        parts.append(Part(text=text or None, attachment=attachment))
+        text = ""
+    return parts
+
+
+def media_kind(attachment: OutboundAttachment) -> str:
+    kind = MEDIA_KINDS.get(attachment.file_type, "document")
+    if kind == "image" and (attachment.content_type or "") == "image/webp":
+        return "sticker"
+    return kind
+
+
+def quoted_whatsapp_id(integration: ChatwootIntegration, reply: AgentReply) -> str | None:
+    """The WhatsApp id of the message the agent quoted, if we know it."""
+    if reply.in_reply_to is not None:
+        mapped = MessageMap.get_or_none(
+            (MessageMap.integration == integration)
+            & (MessageMap.chatwoot_message_id == reply.in_reply_to)
+        )
+        if mapped is not None:
+            return str(mapped.whatsapp_message_id)
+    return reply.in_reply_to_external_id
+
+
+def send_part(
+    context: OutboundContext, reply: AgentReply, part: Part, reply_to: str | None
+) -> SendResult:
+    """Send one part (raises the sender's Send* exceptions, or RemoteError for the file)."""
+    if part.attachment is None:
+        return context.sender.send_text(reply.recipient, part.text or "", reply_to=reply_to)
+    media = _media(context, part.attachment)
+    caption = part.text if media.kind in CAPTIONED_KINDS else None
+    return context.sender.send_media(reply.recipient, media, caption=caption, reply_to=reply_to)
+
+
+def _media(context: OutboundContext, attachment: OutboundAttachment) -> OutgoingMedia:
+    kind = media_kind(attachment)
+    filename = attachment.filename or f"attachment-{attachment.data_url.rsplit('/', 1)[-1][:40]}"
+    if context.passes_links:
+        return OutgoingMedia(
+            kind=kind,  # type: ignore[arg-type]
+            data=b"",
+            content_type=attachment.content_type or "application/octet-stream",
+            filename=filename,
+            link=attachment.data_url,
+        )
+    fetched = context.fetch_file(attachment.data_url)
+    return OutgoingMedia(
+        kind=kind,  # type: ignore[arg-type]
+        data=fetched.data,
+        content_type=attachment.content_type or fetched.content_type,
+        filename=attachment.filename or fetched.filename or filename,
+    )
+
+
+def record_sent_part(
+    integration: ChatwootIntegration, row: RelayEvent, reply: AgentReply, whatsapp_id: str
+) -> int:
+    """Commit one sent part before anything else happens; returns statuses woken by it."""
+    with database.atomic():
+        woken = remember_message(
+            integration,
+            whatsapp_id,
+            reply.chatwoot_message_id,
+            reply.conversation_id,
+            "outgoing",
+        )
+        RelayEvent.update(progress=RelayEvent.progress + 1, unconfirmed=False).where(
+            RelayEvent.id == row.id
+        ).execute()
+    row.progress += 1
+    return woken
