@@ -23,11 +23,7 @@ def noop() -> None:
 
 
 @dramatiq.actor(queue_name="bench", max_retries=0)
-def post_once(url: str, token: str) -> None:
-    response = shared_client(allow_private=True).post(
-        url,
-        json={"content": "baseline", "message_type": "incoming"},
-        headers={"api_access_token": token},
-    )
+def post_once(url: str, headers: dict[str, str], body: dict[str, object]) -> None:
+    response = shared_client(allow_private=True).post(url, json=body, headers=headers)
     response.raise_for_status()
     get_redis().incr(redis_key(COUNTER))

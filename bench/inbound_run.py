@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from app.config import get_settings
-from app.store import init_store
 from app.store.db import database
-from app.store.models import ALL_MODELS, ChatLink, RelayEvent
-from app.store.redis_client import get_redis, redis_key
-from bench.inbound import REPO, FakeChatwootProcess, to_epoch, wait_for
+from app.store.models import ChatLink, RelayEvent
+from bench.harness import FakeChatwootProcess, to_epoch, wait_for
 from bench.loadgen import LoadResult, Request, percentile, run_load
-from tests.integration.stack import Stack, free_port
+from bench.runtime import bare_starlette, drain_rate
+from tests.integration.stack import Stack
 from tests.relay.bridge import APP_SECRET, PHONE_NUMBER_ID, sign, text_body
 
 
@@ -34,44 +28,6 @@ def webhook_requests(instance: str, phase: str, messages: int, chats: int) -> li
         headers = {"content-type": "application/json", "x-hub-signature-256": sign(body)}
         requests.append(Request(f"/webhooks/whatsapp/cloud/{instance}", body, headers))
     return requests
-
-
-def bare_starlette(requests: list[Request], concurrency: int, workdir: Path) -> LoadResult:
-    port = free_port()
-    log = open(workdir / "bare.log", "ab")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.bare_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _answers(url), 20, "bare Starlette")
-        bare = [Request("/", r.body, r.headers) for r in requests]
-        return run_load(url, bare, concurrency)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.post(url + "/", content=b"{}").status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def create_instance(stack: Stack, fake: FakeChatwootProcess) -> str:
@@ -94,35 +50,6 @@ def create_instance(stack: Stack, fake: FakeChatwootProcess) -> str:
     )
     assert response.status_code == 201 and response.json()["chatwoot"]["status"] == "active"
     return "bench"
-
-
-def drain_rate(actor_name: str, args: tuple[object, ...], messages: int, workdir: Path) -> float:
-    """Messages per second that 2 x 8 ``dramatiq bench.actors`` workers get through."""
-    import bench.actors as actors
-
-    redis = get_redis()
-    counter = redis_key(actors.COUNTER)
-    redis.delete(counter)
-    log = open(workdir / f"{actor_name}.log", "ab")  # noqa: SIM115
-    workers = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "bench.actors", "--processes", "2", "--threads", "8"],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        time.sleep(3)  # let both processes boot before the clock starts
-        actor = getattr(actors, actor_name)
-        begin = time.perf_counter()
-        for _ in range(messages):
-            actor.send(*args)
-        wait_for(lambda: int(redis.get(counter) or 0) >= messages, 300, f"{actor_name} drain")
-        return messages / (time.perf_counter() - begin)
-    finally:
-        os.killpg(workers.pid, signal.SIGTERM)
-        workers.wait(timeout=30)
 
 
 @dataclass
@@ -167,10 +94,10 @@ def measure_relay(
 
 def delivered_at(phase: str) -> dict[str, float]:
     with database.connection_context():
-        rows = list(
+        rows: list[tuple[str, object]] = list(
             RelayEvent.select(RelayEvent.message_id, RelayEvent.delivered_at)
             .where(RelayEvent.message_id.startswith(f"wamid.{phase}."))
-            .tuples()
+            .tuples()  # type: ignore[arg-type]
         )
     return {str(mid): to_epoch(at) for mid, at in rows if at is not None}
 
@@ -179,13 +106,6 @@ def latencies_of(result: LoadResult, phase: str, count: int) -> list[float]:
     """Webhook sent → our POST to Chatwoot answered, per message, in ms."""
     delivered = delivered_at(phase)
     return [(delivered[f"wamid.{phase}.{i}"] - result.started_at[i]) * 1000 for i in range(count)]
-
-
-def empty_database() -> None:
-    """Start from empty tables (a scratch PostgreSQL database is reused between runs)."""
-    db = init_store(get_settings())
-    with db.connection_context():
-        db.drop_tables(list(reversed(ALL_MODELS)), safe=True)
 
 
 def run(workdir: Path, messages: int, chats: int, concurrency: int) -> None:
@@ -205,7 +125,16 @@ def run(workdir: Path, messages: int, chats: int, concurrency: int) -> None:
             f"/conversations/{link.conversation_id}/messages"
         )
         noop_rate = drain_rate("noop", (), messages, workdir)
-        post_rate = drain_rate("post_once", (post_url, fake.token), messages, workdir)
+        post_rate = drain_rate(
+            "post_once",
+            (
+                post_url,
+                {"api_access_token": fake.token},
+                {"content": "baseline", "message_type": "incoming"},
+            ),
+            messages,
+            workdir,
+        )
     finally:
         stack.stop()
         fake.stop()

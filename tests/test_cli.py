@@ -44,7 +44,7 @@ def test_account_create_prints_the_token_last_and_stores_only_its_hash(tmp_path:
     assert len(token) >= 40
     assert token not in result.stderr
     db = peewee.SqliteDatabase(str(db_file))
-    rows = db.execute_sql("SELECT name, token_hash FROM account").fetchall()
+    rows = db.execute_sql("SELECT name, token_hash FROM account").fetchall()  # type: ignore[no-untyped-call]
     assert rows == [("Acme Support", hash_token(token))]
     assert token.encode() not in db_file.read_bytes()
 
@@ -54,7 +54,7 @@ def test_migrate_adds_columns_that_newer_models_declare(tmp_path: Path) -> None:
     url = f"sqlite:///{db_file}"
     assert run_cli("migrate", database_url=url).returncode == 0
     old = peewee.SqliteDatabase(str(db_file))
-    old.execute_sql("ALTER TABLE relay_event DROP COLUMN in_flight")
+    old.execute_sql("ALTER TABLE relay_event DROP COLUMN in_flight")  # type: ignore[no-untyped-call]
     assert "in_flight" not in {c.name for c in old.get_columns("relay_event")}
 
     result = run_cli("migrate", database_url=url)

@@ -17,7 +17,13 @@ import logging
 from collections.abc import Callable
 
 from app.config import get_settings
-from app.integrations.errors import RemoteError, RemoteNotFound, is_transient
+from app.integrations.errors import (
+    RemoteError,
+    RemoteForbidden,
+    RemoteNotFound,
+    RemoteUnauthorized,
+    is_transient,
+)
 from app.integrations.whatsapp.send import (
     SendAuthFailure,
     SendFailure,
@@ -101,10 +107,15 @@ def _send_remaining(context: OutboundContext, row: RelayEvent, reply: AgentReply
 
 
 def _finish_sent(context: OutboundContext, row: RelayEvent, reply: AgentReply) -> lanes.Step:
+    """Tick the Chatwoot message ``sent``. Every part is already recorded, so if the tick has
+    to wait (Chatwoot down, token revoked), the retry or the replay after ``set`` only ticks."""
     try:
         if advances(context.integration, reply.chatwoot_message_id, "sent"):
             _tick(context, reply, "sent", None)
             record_sent(context.integration, reply.chatwoot_message_id)
+    except (RemoteUnauthorized, RemoteForbidden) as exc:
+        error = f"Chatwoot rejected the API token — verify chatwootApiToken. Detail: {exc.detail}"
+        return lanes.hold_integration(context.integration, row, error)
     except RemoteError as exc:
         if is_transient(exc):
             return lanes.retry_later(row, f"sent; Chatwoot tick pending: {exc}")

@@ -113,5 +113,5 @@ def test_workers_killed_mid_run_lose_nothing_and_duplicate_nothing(
     source_ids = [m["source_id"] for m in chatwoot.messages.values()]
     assert len(source_ids) == len(set(source_ids)) == 100
     for contents in by_conversation(chatwoot).values():
-        chat = contents[0].split()[0]
-        assert contents == [f"{chat} m{seq}" for seq in range(10)]
+        chat_name = contents[0].split()[0]
+        assert contents == [f"{chat_name} m{seq}" for seq in range(10)]

@@ -52,10 +52,9 @@ class AgentSide:
             **kwargs,
         )
 
-    def deliver_webhook(self, message_id: int, **headers: str) -> httpx.Response:
+    def deliver_webhook(self, message_id: int) -> httpx.Response:
         """What Chatwoot POSTs to the inbox webhook for ``message_id``, signed."""
-        body = hooks.message_created_body(self.chatwoot, message_id)
-        return self.post(body, **headers)
+        return self.post(hooks.message_created_body(self.chatwoot, message_id))
 
     def post(self, body: dict[str, Any], sign: bool = True, **headers: str) -> httpx.Response:
         raw = hooks.encode_body(body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from dramatiq import Worker
@@ -55,7 +56,7 @@ def wait_sent(gateway: FakeGateway, count: int) -> None:
     wait_until(lambda: len(gateway.sent) >= count, 15, f"{count} gateway sends")
 
 
-def chatwoot_outgoing(agent: AgentSide) -> list[dict[str, object]]:
+def chatwoot_outgoing(agent: AgentSide) -> list[dict[str, Any]]:
     return [m for m in agent.chatwoot.messages.values() if m["message_type"] == "outgoing"]
 
 

@@ -85,7 +85,7 @@ def _integration(instance: Instance) -> ChatwootIntegration:
     return integration
 
 
-def _column(model: type[peewee.Model], field: str, row_id: Any) -> Any:
+def _column(model: Any, field: str, row_id: Any) -> Any:
     """The value exactly as stored in the column (no decryption anywhere)."""
     column = getattr(model, field)
     return model.select(column).where(model.id == row_id).tuples().get()[0]
