@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness and readiness."""
+"""Operations endpoints: liveness, readiness and metrics."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import logging
 import anyio
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from app.api.common import in_db
+from app.management.metrics import render as render_metrics
 from app.store.db import database
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,14 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text: relays by direction and outcome, queue lag, retries, latency."""
+    body = await in_db(render_metrics)
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
 ]
