@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from app.relay import lanes, recovery
+from app.relay import lanes, liveness, recovery
 from app.relay.inbound_lane import InboundHandler
 from app.relay.outbound_lane import OutboundHandler
 from app.store.db import database
@@ -17,8 +18,8 @@ from app.store.redis_client import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 
-SWEEP_INTERVAL_SECONDS = 30.0
-SWEEP_IDLE_SECONDS = 30.0
+SWEEP_INTERVAL_SECONDS = 10.0
+SWEEP_IDLE_SECONDS = 10.0
 
 
 def wake_lane(direction: str, integration_id: str, chat_key: str) -> None:
@@ -83,7 +84,8 @@ def sweep(idle_seconds: float = SWEEP_IDLE_SECONDS) -> int:
 
 
 class RecoverySweeper(Middleware):
-    """On worker boot, and then every 30 s, re-enqueue stored-but-undelivered events.
+    """On worker boot, and then every 10 s, re-enqueue stored-but-undelivered events; and
+    every 3 s, say this process is alive (its lane locks are taken over once it is not).
 
     Dramatiq hands a killed worker's messages back only after a heartbeat timeout and a rare
     maintenance pass, so we never rely on it: the database is the source of truth.
@@ -101,10 +103,13 @@ class RecoverySweeper(Middleware):
 
     def _run(self) -> None:
         idle = 0.0  # at boot, everything pending is due
+        next_sweep = 0.0
         while not self._stop.is_set():
             try:
-                sweep(idle)
-            except Exception:  # the sweep must keep running; the failure is logged
+                liveness.beat()
+                if time.monotonic() >= next_sweep:
+                    sweep(idle)
+                    idle, next_sweep = SWEEP_IDLE_SECONDS, time.monotonic() + SWEEP_INTERVAL_SECONDS
+            except Exception:  # the sweeper must keep running; the failure is logged
                 logger.exception("recovery sweep failed")
-            idle = SWEEP_IDLE_SECONDS
-            self._stop.wait(SWEEP_INTERVAL_SECONDS)
+            self._stop.wait(liveness.HEARTBEAT_SECONDS)

@@ -19,6 +19,8 @@ from app.store.models import (
     EVENT_DELIVERED,
     EVENT_FAILED,
     EVENT_PENDING,
+    STATE_ACTIVE,
+    STATE_ERROR,
     STATE_PROVISIONING,
     ChatwootIntegration,
     Instance,
@@ -104,11 +106,18 @@ def settled(integration_id: str, generation: int) -> tuple[bool, ChatwootIntegra
 
 
 def set_paused(integration: ChatwootIntegration, paused: bool) -> ChatwootIntegration:
+    """Pause, or resume. Resuming an integration that the relay turned ``error`` (credentials
+    refused, inbox gone) makes it ``active`` again so that its held events are retried; if the
+    cause persists, the relay finds out again. One that never got an inbox stays ``error``."""
+    fields: dict[str, object] = {"paused": paused, "updated_at": utcnow()}
+    if not paused and integration.state == STATE_ERROR and integration.chatwoot_inbox_id:
+        fields.update(state=STATE_ACTIVE, last_error="", last_error_http_status=None)
     with database.atomic():
-        ChatwootIntegration.update(paused=paused, updated_at=utcnow()).where(
+        ChatwootIntegration.update(**fields).where(
             ChatwootIntegration.id == integration.id
         ).execute()
-    integration.paused = paused
+    for name, value in fields.items():
+        setattr(integration, name, value)
     logger.info("integration %s %s", integration.id, "paused" if paused else "resumed")
     return integration
 

@@ -72,7 +72,7 @@ def send_in_progress(integration: ChatwootIntegration, chat_key: str) -> bool:
             & (RelayEvent.direction == DIRECTION_OUTBOUND)
             & (RelayEvent.chat_key == chat_key)
             & (RelayEvent.status == EVENT_PENDING)
-            & ((RelayEvent.in_flight == True) | (RelayEvent.unconfirmed == True))  # noqa: E712
+            & ((RelayEvent.sending == True) | (RelayEvent.unconfirmed == True))  # noqa: E712
         )
         .exists()
     )

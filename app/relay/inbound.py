@@ -63,7 +63,8 @@ Waker = Callable[[str, str, str], None]  # direction, integration id, chat key: 
 
 
 class EchoOfOwnReply(Exception):
-    """A business message from the gateway that may be the echo of a reply being sent now."""
+    """Evidence (a gateway echo, a status) that may belong to a reply being sent right now:
+    it waits until that send has recorded its message id."""
 
 
 @dataclass
@@ -177,6 +178,9 @@ def _apply_status(context: InboundContext, status: StatusUpdate) -> Outcome:
             (MessageMap.integration == integration)
             & (MessageMap.whatsapp_message_id == status.message_id)
         )
+    if mapped is None and confirmations.send_in_progress(integration, status.chat_id):
+        # WhatsApp may report a message before our send call has even returned its id
+        raise EchoOfOwnReply(status.message_id)
     if mapped is None:
         return Waiting()
     chatwoot_id = int(mapped.chatwoot_message_id)

@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 from redis.lock import Lock
 
 from app.config import get_settings
+from app.relay.liveness import lock_token, take_over_if_orphaned
 from app.store.db import database, thread_connection
 from app.store.models import (
     EVENT_DELIVERED,
@@ -120,8 +121,9 @@ def deliverable(integration: ChatwootIntegration) -> bool:
 def lock_seconds() -> float:
     """How long a lane stays locked without its holder renewing it.
 
-    Long enough for one event's worst case (every in-call attempt timing out), short enough
-    that a lane held by a killed worker frees itself soon.
+    Long enough for one event's worst case (every in-call attempt timing out). A lane held by
+    a killed worker is taken over sooner, as soon as that process stops beating
+    (:mod:`app.relay.liveness`).
     """
     settings = get_settings()
     return settings.remote_timeout_seconds * (settings.remote_retry_attempts + 1) + 10
@@ -147,11 +149,10 @@ def drain(handler: LaneHandler, integration_id: str, chat_key: str) -> DrainResu
     """Deliver the lane's pending events in order; see the module docstring."""
     redis = get_redis()
     redis.delete(_lane_key("queued", handler.direction, integration_id, chat_key))
-    lock = redis.lock(
-        _lane_key("lane", handler.direction, integration_id, chat_key), timeout=lock_seconds()
-    )
+    lock_key = _lane_key("lane", handler.direction, integration_id, chat_key)
+    lock = redis.lock(lock_key, timeout=lock_seconds())
     total = DrainResult()
-    while lock.acquire(blocking=False):
+    while _acquire(lock, lock_key):
         try:
             total = total + _drain_locked(handler, integration_id, chat_key, lock)
         finally:
@@ -159,6 +160,13 @@ def drain(handler: LaneHandler, integration_id: str, chat_key: str) -> DrainResu
         if total.stopped or not _has_ready_event(handler.direction, integration_id, chat_key):
             break
     return total
+
+
+def _acquire(lock: Lock, lock_key: str) -> bool:
+    """Take the lane's lock; one left behind by a dead worker process is taken over."""
+    if lock.acquire(blocking=False, token=lock_token()):
+        return True
+    return take_over_if_orphaned(lock_key) and lock.acquire(blocking=False, token=lock_token())
 
 
 def _drain_locked(
@@ -244,6 +252,7 @@ def finish(row: RelayEvent, status: str, error: str = "") -> None:
         delivered_at=utcnow() if status == EVENT_DELIVERED else None,
         next_attempt_at=None,
         in_flight=False,
+        sending=False,
     ).where(RelayEvent.id == row.id).execute()
     if status == EVENT_FAILED:
         logger.warning("event %s failed for good: %s", row.id, error)
@@ -265,6 +274,7 @@ def retry_later(row: RelayEvent, reason: str, at_least: float = 0.0) -> Step:
         last_error=reason,
         next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
         in_flight=False,
+        sending=False,
     ).where(RelayEvent.id == row.id).execute()
     logger.info("event %s: transient failure (%s); retry in %.1fs", row.id, reason, delay)
     return Step("retry", delay)
@@ -277,5 +287,5 @@ def hold_integration(integration: ChatwootIntegration, row: RelayEvent, error: s
         ChatwootIntegration.update(state=STATE_ERROR, last_error=error, updated_at=utcnow()).where(
             ChatwootIntegration.id == integration.id
         ).execute()
-        RelayEvent.update(in_flight=False).where(RelayEvent.id == row.id).execute()
+        RelayEvent.update(in_flight=False, sending=False).where(RelayEvent.id == row.id).execute()
     return HELD

@@ -114,6 +114,12 @@ def _media(context: OutboundContext, attachment: OutboundAttachment) -> Outgoing
     )
 
 
+def mark_sending(row: RelayEvent) -> None:
+    """Committed right before a send call: if the worker dies before the call's outcome is
+    recorded, the next run knows this part may have gone out (and waits for evidence)."""
+    RelayEvent.update(sending=True).where(RelayEvent.id == row.id).execute()
+
+
 def record_sent_part(
     integration: ChatwootIntegration, row: RelayEvent, reply: AgentReply, whatsapp_id: str
 ) -> int:

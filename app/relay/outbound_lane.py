@@ -36,6 +36,7 @@ from app.relay.context import outbound_context
 from app.relay.message_map import advances, record_sent
 from app.relay.outbound import (
     OutboundContext,
+    mark_sending,
     plan,
     quoted_whatsapp_id,
     record_sent_part,
@@ -68,8 +69,8 @@ class OutboundHandler:
     def deliver(self, context: object, row: RelayEvent, interrupted: bool) -> lanes.Step:
         assert isinstance(context, OutboundContext)
         reply = AgentReply.from_json(row.payload)
-        if row.in_flight and not row.unconfirmed:
-            return await_confirmation(row, "the previous attempt was interrupted")
+        if row.sending:
+            return await_confirmation(row, "the previous attempt was cut off while sending")
         if row.unconfirmed:
             _resend_after_window(row)
         try:
@@ -101,6 +102,7 @@ def _send_remaining(context: OutboundContext, row: RelayEvent, reply: AgentReply
     woken = 0
     while row.progress < len(parts):
         quote = reply_to if row.progress == 0 else None
+        mark_sending(row)
         result = send_part(context, reply, parts[row.progress], quote)
         woken += record_sent_part(integration, row, reply, result.message_id)
     return woken
@@ -149,6 +151,7 @@ def await_confirmation(row: RelayEvent, reason: str) -> lanes.Step:
     RelayEvent.update(
         unconfirmed=True,
         in_flight=False,
+        sending=False,
         attempts=row.attempts + 1,
         last_error=f"outcome unknown ({reason}); waiting {window:.0f}s for WhatsApp to confirm",
         next_attempt_at=utcnow() + dt.timedelta(seconds=window),

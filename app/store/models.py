@@ -188,6 +188,7 @@ class RelayEvent(BaseModel):
     attempts = peewee.IntegerField(default=0)
     in_flight = peewee.BooleanField(default=False)
     progress = peewee.IntegerField(default=0)  # parts of a multi-part send already sent
+    sending = peewee.BooleanField(default=False)  # a send call is (or was, if cut off) under way
     unconfirmed = peewee.BooleanField(default=False)  # a send whose outcome is unknown
     last_error = peewee.TextField(default="")
     next_attempt_at = peewee.DateTimeField(null=True)
