@@ -108,12 +108,13 @@ def run_dev(host: str, port: int | None, threads: int) -> int:
         worker = _start_worker(threads)
         stack.callback(_stop, worker)
         logger.info("serving on http://%s:%s (Ctrl-C stops web, worker and Redis)", host, port)
-        uvicorn.run(
-            "app.main:asgi_app",
-            factory=True,
-            host=host,
-            port=port,
-            access_log=False,
-            log_config=None,
-        )
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it stopped
+            uvicorn.run(
+                "app.main:asgi_app",
+                factory=True,
+                host=host,
+                port=port,
+                access_log=False,
+                log_config=None,
+            )
     return 0
