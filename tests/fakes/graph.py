@@ -48,11 +48,9 @@ from starlette.routing import Route
 
 from tests.fakes.chatwoot import RecordedCall, _Rule
 from tests.fakes.chatwoot_schema import parse_multipart
+from tests.reference import whatsapp_cloud_dir
 
-DEFAULT_SPEC = (
-    Path(__file__).resolve().parents[3]
-    / "shared/reference/whatsapp-cloud/meta-business-messaging-api-v23.0.yaml"
-)
+DEFAULT_SPEC = whatsapp_cloud_dir() / "meta-business-messaging-api-v23.0.yaml"
 VERSION = "v23.0"
 HOST = "127.0.0.1"
 DOWNLOAD_PATH = "/whatsapp_business/attachments/"
