@@ -31,7 +31,7 @@ from app.integrations.errors import (
     is_safe_to_resend,
     is_transient,
 )
-from app.integrations.http import transient_retry
+from app.integrations.http import read_timeout, transient_retry
 
 __all__ = ["Attachment", "ChatwootClient", "JSONDict", "account_role"]
 
@@ -113,11 +113,7 @@ class ChatwootClient:
         self._http = http
         self._retry_attempts = retry_attempts
         self._retry_max_wait = retry_max_wait
-        self._timeout: httpx.Timeout | None = None
-        if timeout is not None:
-            self._timeout = httpx.Timeout(
-                connect=http.timeout.connect, read=timeout, write=timeout, pool=http.timeout.pool
-            )
+        self._timeout = read_timeout(http, timeout)
 
     def __repr__(self) -> str:
         return f"ChatwootClient(base_url={self.base_url!r}, account_id={self.account_id!r})"

@@ -23,26 +23,19 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import collapse_rfc2231_value
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from app.integrations.errors import (
-    RemoteBadResponse,
-    RemoteError,
-    RemoteNotFound,
-    error_from_response,
-    error_from_transport,
-)
-from app.integrations.http import transient_retry
-from app.integrations.whatsapp.media import MediaTooLarge, media_extension
+from app.integrations.download import Download, stream_download
+from app.integrations.errors import RemoteError, RemoteNotFound, error_from_response
+from app.integrations.http import read_timeout, transient_retry
+from app.integrations.whatsapp.media import media_extension
 
 __all__ = ["DEFAULT_MAX_BYTES", "FetchedFile", "fetch_attachment", "filename_from_disposition"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 OCTET_STREAM = "application/octet-stream"
-_ERROR_BODY_LIMIT = 64 * 1024
 _MAX_FILENAME = 180
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -76,80 +69,39 @@ def fetch_attachment(
 
     ``timeout`` (seconds) bounds reading each answer; ``None`` keeps the client's own.
     """
-    options: dict[str, Any] = {}
-    if timeout is not None:
-        options["timeout"] = httpx.Timeout(
-            connect=http.timeout.connect, read=timeout, write=timeout, pool=http.timeout.pool
-        )
     retrying = transient_retry(retry_attempts, retry_max_wait)
-    return retrying(_fetch_once, http, url, options, max_bytes, max_redirects)
+    download = retrying(
+        stream_download,
+        http,
+        url,
+        max_bytes=max_bytes,
+        max_redirects=max_redirects,
+        timeout=read_timeout(http, timeout),
+        error_for=_error_for,
+        subject="attachment",
+        announced="the attachment has",
+    )
+    return _fetched_file(download, url)
 
 
-def _fetch_once(
-    http: httpx.Client, url: str, options: dict[str, Any], max_bytes: int, max_redirects: int
-) -> FetchedFile:
-    """One attempt through the whole redirect chain.
-
-    Transport errors are raised outside the ``except`` block, so the httpx exception is neither
-    ``__cause__`` nor ``__context__`` of what the caller sees.
-    """
-    failure: RemoteError | None = None
-    try:
-        request = http.build_request("GET", url, **options)
-        for _ in range(max_redirects + 1):
-            response = http.send(request, stream=True)
-            try:
-                if response.next_request is None:
-                    return _read(response, url, max_bytes)
-                request = response.next_request
-            finally:
-                response.close()
-    except httpx.HTTPError as exc:
-        failure = error_from_transport(exc)
-    if failure is not None:
-        raise failure
-    raise RemoteBadResponse(f"more than {max_redirects} redirects")
+def _error_for(response: httpx.Response, secrets: tuple[str, ...]) -> RemoteError:
+    """``error_from_response``, with 404 and 410 as :class:`RemoteNotFound`."""
+    error = error_from_response(response, secrets)
+    if response.status_code in (404, 410):
+        return RemoteNotFound(error.detail, status=response.status_code)
+    return error
 
 
-def _read(response: httpx.Response, first_url: str, max_bytes: int) -> FetchedFile:
-    if not response.is_success:
-        error = error_from_response(_buffered_error(response))
-        if response.status_code in (404, 410):
-            raise RemoteNotFound(error.detail, status=response.status_code)
-        raise error
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise MediaTooLarge(f"the attachment has {declared} bytes, over {max_bytes}")
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
-            raise MediaTooLarge(f"the attachment exceeds {max_bytes} bytes")
-    served = response.headers.get("content-type", "").strip()
-    name = _pick_filename(response, first_url)
+def _fetched_file(download: Download, first_url: str) -> FetchedFile:
+    """The file's type (served, else guessed from its name) and a name with an extension."""
+    served = download.headers.get("content-type", "").strip()
+    name = _pick_filename(download, first_url)
     content_type = served or mimetypes.guess_type(name or "")[0] or OCTET_STREAM
     if not name:
         name = "attachment" + media_extension(content_type)
     elif not os.path.splitext(name)[1] and content_type != OCTET_STREAM:
         name += media_extension(content_type)
-    return FetchedFile(bytes(body), content_type, name)
-
-
-def _buffered_error(response: httpx.Response) -> httpx.Response:
-    """A copy of a streamed error answer with at most 64 KiB of its body (for the detail)."""
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) >= _ERROR_BODY_LIMIT:
-            break
-    skip = ("content-encoding", "content-length", "transfer-encoding")
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in skip]
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=bytes(body[:_ERROR_BODY_LIMIT]),
-        request=response.request,
-    )
+    return FetchedFile(download.data, content_type, name)
 
 
 # --- file names ---------------------------------------------------------------------------------
@@ -182,13 +134,13 @@ def _url_name(url: str) -> str:
     return _safe_name(unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]))
 
 
-def _pick_filename(response: httpx.Response, first_url: str) -> str:
+def _pick_filename(download: Download, first_url: str) -> str:
     """Content-Disposition, else the first URL's last path segment, else the last hop's."""
-    declared = filename_from_disposition(response.headers.get("content-disposition"))
+    declared = filename_from_disposition(download.headers.get("content-disposition"))
     for candidate in (
         _safe_name(declared or ""),
         _url_name(first_url),
-        _url_name(str(response.url)),
+        _url_name(download.url),
     ):
         if candidate:
             return candidate

@@ -55,6 +55,7 @@ __all__ = [
     "GuardedTransport",
     "build_client",
     "close_shared_clients",
+    "read_timeout",
     "shared_client",
     "transient_retry",
 ]
@@ -260,6 +261,15 @@ os.register_at_fork(after_in_child=_forget_clients_after_fork)
 
 
 # --- retries ------------------------------------------------------------------------------------
+
+
+def read_timeout(http: httpx.Client, timeout: float | None) -> httpx.Timeout | None:
+    """A timeout bounding reading/writing one answer by ``timeout`` seconds (None: the client's)."""
+    if timeout is None:
+        return None
+    return httpx.Timeout(
+        connect=http.timeout.connect, read=timeout, write=timeout, pool=http.timeout.pool
+    )
 
 
 def _wait_policy(max_wait: float) -> Callable[[tenacity.RetryCallState], float]:

@@ -60,7 +60,7 @@ class InboundHandler:
         except MediaUnavailable as exc:
             return lanes.fail(row, f"media unavailable: {exc}")
         except EchoOfOwnReply:
-            return lanes.retry_later(row, "may be the echo of a reply being sent", at_least=1.0)
+            return lanes.wait_briefly(row, "may belong to a reply whose send is under way")
         except IntegrationBroken as exc:
             return lanes.hold_integration(context.integration, row, str(exc))
         except RemoteError as exc:

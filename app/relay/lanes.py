@@ -280,6 +280,17 @@ def retry_later(row: RelayEvent, reason: str, at_least: float = 0.0) -> Step:
     return Step("retry", delay)
 
 
+def wait_briefly(row: RelayEvent, reason: str, seconds: float = 0.5) -> Step:
+    """Not a failure: the event waits for something about to happen (a send call under way
+    returning its message id). Short fixed delay, no attempt counted."""
+    RelayEvent.update(
+        last_error=reason,
+        next_attempt_at=utcnow() + dt.timedelta(seconds=seconds),
+        in_flight=False,
+    ).where(RelayEvent.id == row.id).execute()
+    return Step("retry", seconds)
+
+
 def hold_integration(integration: ChatwootIntegration, row: RelayEvent, error: str) -> Step:
     """The integration itself is refused: it turns ``error`` and the event waits (unclaimed)."""
     logger.error("integration %s turned to error: %s", integration.id, error)

@@ -16,18 +16,12 @@ Manual use: ``python -m tests.fakes.chatwoot --port 3000`` (prints an account id
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
-import re
-import socket
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -44,11 +38,11 @@ from tests.fakes.chatwoot_schema import (
     parse_body,
 )
 from tests.fakes.chatwoot_views import ApiError
+from tests.fakes.server import FakeServer
+from tests.fakes.server import RecordedCall as RecordedCall  # re-exported for tests
 from tests.reference import chatwoot_swagger
 
 DEFAULT_SWAGGER = chatwoot_swagger()
-HOST = "127.0.0.1"
-REDACTED = "<redacted>"
 SECRET_HEADERS = ("api_access_token", "api-access-token", "authorization", "cookie")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ACC = "/api/v1/accounts/{account_id:int}"
@@ -78,42 +72,6 @@ ROUTES: list[tuple[str, str, str, str]] = [
 ]
 
 
-@dataclass
-class RecordedCall:
-    """One request as the fake saw it; secret headers are stored as ``<redacted>``.
-
-    ``status`` is 0 while the answer is still being prepared (e.g. during ``set_delay``).
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any | None
-    form: dict[str, Any] | None
-    status: int
-    headers: dict[str, str]
-
-
-@dataclass
-class _Rule:
-    """A fault (``status``) or delay (``seconds``) for the next ``remaining`` matches."""
-
-    method: str
-    pattern: re.Pattern[str]
-    remaining: int | None
-    status: int = 0
-    body: Any = None
-    seconds: float = 0.0
-
-    def take(self, method: str, path: str) -> bool:
-        """Consume one use if this rule applies to the request."""
-        if self.method not in ("*", method) or not self.pattern.search(path):
-            return False
-        if self.remaining is not None:
-            self.remaining -= 1
-        return True
-
-
 def _recorded_form(parsed: ParsedBody) -> dict[str, Any] | None:
     if parsed.kind != FORM_KIND:
         return None
@@ -135,21 +93,16 @@ def _recorded_form(parsed: ParsedBody) -> dict[str, Any] | None:
     return form
 
 
-class FakeChatwoot(ConversationEndpoints):
+class FakeChatwoot(ConversationEndpoints, FakeServer):
     """Chatwoot's application API (the parts Wootbridge uses), served by uvicorn in a thread."""
 
+    label = "Chatwoot"
+    secret_headers = SECRET_HEADERS
+
     def __init__(self, swagger_path: str | Path = DEFAULT_SWAGGER, port: int = 0) -> None:
+        FakeServer.__init__(self, port)
         self._schemas = load_schema_book(str(Path(swagger_path).resolve()))
-        self._lock = threading.RLock()
-        self._requested_port = port
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self.calls: list[RecordedCall] = []
         self.schema_errors: list[str] = []
-        self._faults: list[_Rule] = []
-        self._delays: list[_Rule] = []
         self._init_state()
         self._tokens: dict[str, int] = {}
         routes = [
@@ -174,75 +127,6 @@ class FakeChatwoot(ConversationEndpoints):
                     "schema_errors": len(self.schema_errors),
                 }
             )
-
-    # ---- lifecycle ----
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeChatwoot is not started")
-        return f"http://{HOST}:{self._port}"
-
-    def start(self) -> None:
-        """Serve on 127.0.0.1 and return once listening.
-
-        The port is ephemeral unless one was given; a restart after ``stop()`` reuses the same
-        port, so stop/start can simulate an outage at an unchanged ``base_url``. State is kept.
-        """
-        if self._thread is not None:
-            return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, self._requested_port or self._port or 0))
-        self._socket, self._port = sock, sock.getsockname()[1]
-        # uvicorn only installs signal handlers in the main thread, so none are installed here.
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run,
-            kwargs={"sockets": [sock]},
-            name=f"fake-chatwoot-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("fake Chatwoot did not start")
-            time.sleep(0.002)
-
-    def stop(self) -> None:
-        """Stop serving and join the server thread (pending delayed answers are cut short)."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> FakeChatwoot:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @staticmethod
-    def unused_url() -> str:
-        """A URL on 127.0.0.1 where nothing listens (connection refused)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port = sock.getsockname()[1]
-        return f"http://{HOST}:{port}"
 
     # ---- seeding ----
     def add_account(self, name: str = "Acme") -> int:
@@ -281,32 +165,6 @@ class FakeChatwoot(ConversationEndpoints):
             self._remove_inbox(account_id, inbox_id)
 
     # ---- faults ----
-    def fail_next(
-        self, method: str, path_pattern: str, status: int, body: Any = None, times: int = 1
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` without processing them."""
-        with self._lock:
-            self._faults.append(
-                _Rule(method.upper(), re.compile(path_pattern), times, status=status, body=body)
-            )
-
-    def set_delay(
-        self, method: str, path_pattern: str, seconds: float, times: int | None = None
-    ) -> None:
-        """Process matching requests at once but hold the answer back ``seconds``.
-
-        So a client that times out leaves its effect behind, as a slow real Chatwoot does.
-        """
-        with self._lock:
-            self._delays.append(
-                _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
-            )
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._delays.clear()
-
     def reset(self) -> None:
         """Forget all state, calls, schema errors and faults; the server keeps running."""
         with self._lock:
@@ -317,11 +175,6 @@ class FakeChatwoot(ConversationEndpoints):
             self._faults.clear()
             self._delays.clear()
 
-    def _take(self, rules: list[_Rule], method: str, path: str) -> _Rule | None:
-        rule = next((r for r in rules if r.take(method, path)), None)
-        rules[:] = [r for r in rules if r.remaining is None or r.remaining > 0]
-        return rule
-
     # ---- request pipeline ----
     def _endpoint(self, name: str, scope: str) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -331,8 +184,7 @@ class FakeChatwoot(ConversationEndpoints):
             call = self._record(request, parsed)
             with self._lock:
                 self.schema_errors.extend(problems)
-                fault = self._take(self._faults, method, path)
-                delay = self._take(self._delays, method, path)
+                fault, delay = self._take_rules(method, path)
             try:
                 if fault is not None:
                     response = views.fault_response(fault.status, fault.body)
@@ -347,15 +199,6 @@ class FakeChatwoot(ConversationEndpoints):
             return response
 
         return endpoint
-
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake up when the server is stopping so ``stop()`` stays quick."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (left := end - loop.time()) > 0:
-            if self._server is None or self._server.should_exit:
-                return
-            await asyncio.sleep(min(left, 0.05))
 
     def _answer(
         self, request: Request, name: str, scope: str, parsed: ParsedBody, problems: list[str]
@@ -409,22 +252,8 @@ class FakeChatwoot(ConversationEndpoints):
         return ctx
 
     def _record(self, request: Request, parsed: ParsedBody) -> RecordedCall:
-        headers = {
-            k.lower(): (REDACTED if k.lower() in SECRET_HEADERS else v)
-            for k, v in request.headers.items()
-        }
-        call = RecordedCall(
-            method=request.method,
-            path=request.url.path,
-            query=dict(request.query_params),
-            json=parsed.json if parsed.kind == JSON_KIND else None,
-            form=_recorded_form(parsed),
-            status=0,
-            headers=headers,
-        )
-        with self._lock:
-            self.calls.append(call)
-        return call
+        json = parsed.json if parsed.kind == JSON_KIND else None
+        return self._record_call(request, json, _recorded_form(parsed))
 
     # ---- public routes ----
     def serve_blob_redirect(self, ctx: Ctx) -> Response:

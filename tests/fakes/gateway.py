@@ -17,33 +17,27 @@ Every request is recorded in ``calls`` (the token is never stored), every accept
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.gateway_samples import webhook_body
+from tests.fakes.server import REDACTED, FakeServer, RecordedCall, _Rule
 
-__all__ = ["FakeGateway", "RecordedCall", "SentMessage", "webhook_body"]
+__all__ = ["REDACTED", "FakeGateway", "RecordedCall", "SentMessage", "webhook_body"]
 
-HOST = "127.0.0.1"
-REDACTED = "<redacted>"
 SECRET_HEADERS = ("token", "authorization", "cookie")
 MEDIA_TYPES = ("image", "video", "document", "audio")
 MISSING_TOKEN = "Missing token in header, Authorization header, or query parameter"
@@ -61,21 +55,6 @@ _STATUS_TEXT = {
 }
 
 
-@dataclass
-class RecordedCall:
-    """One request as the fake saw it; ``token``/``authorization`` are ``<redacted>``.
-
-    ``status`` is 0 while the answer is still being prepared (e.g. during ``set_delay``).
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any | None
-    status: int
-    headers: dict[str, str]
-
-
 @dataclass(frozen=True)
 class SentMessage:
     """A send the fake accepted: ``kind`` is ``text``, ``media`` or ``reaction``."""
@@ -86,25 +65,6 @@ class SentMessage:
     message_id: str
     body: dict[str, Any]
     media_bytes: bytes | None = None
-
-
-@dataclass
-class _Rule:
-    """A fault (``status``) or delay (``seconds``) for the next ``remaining`` matches."""
-
-    method: str
-    pattern: re.Pattern[str]
-    remaining: int | None
-    status: int = 0
-    body: Any = None
-    seconds: float = 0.0
-
-    def take(self, method: str, path: str) -> bool:
-        if self.method not in ("*", method) or not self.pattern.search(path):
-            return False
-        if self.remaining is not None:
-            self.remaining -= 1
-        return True
 
 
 class GatewayError(Exception):
@@ -128,20 +88,16 @@ def _jid(number: str) -> str:
     return number if "@" in number else f"{number}@s.whatsapp.net"
 
 
-class FakeGateway:
+class FakeGateway(FakeServer):
     """RyzeAPI's send endpoints for configured instances, served by uvicorn in a thread."""
 
+    label = "gateway"
+    secret_headers = SECRET_HEADERS
+
     def __init__(self, port: int = 0, fetch_media: bool = True) -> None:
-        self._lock = threading.RLock()
-        self._requested_port, self._port = port, None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        super().__init__(port)
         self.fetch_media = fetch_media
-        self.calls: list[RecordedCall] = []
         self.sent: list[SentMessage] = []
-        self._faults: list[_Rule] = []
-        self._delays: list[_Rule] = []
         self._tokens: dict[str, str] = {}  # token -> instance
         self._disconnected: set[str] = set()
         self._media: dict[str, tuple[bytes, str]] = {}
@@ -172,68 +128,6 @@ class FakeGateway:
                 ),
             ]
         )
-
-    # ---- lifecycle ----
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeGateway is not started")
-        return f"http://{HOST}:{self._port}"
-
-    def start(self) -> None:
-        """Serve on 127.0.0.1; a restart after ``stop()`` reuses the port and keeps state."""
-        if self._thread is not None:
-            return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, self._requested_port or self._port or 0))
-        self._socket, self._port = sock, sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=1,
-        )
-        server = self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=server.run,
-            kwargs={"sockets": [sock]},
-            name=f"fake-gateway-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("fake gateway did not start")
-            time.sleep(0.002)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> FakeGateway:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @staticmethod
-    def unused_url() -> str:
-        """A URL on 127.0.0.1 where nothing listens (connection refused)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port = sock.getsockname()[1]
-        return f"http://{HOST}:{port}"
 
     # ---- seeding ----
     def add_instance(self, name: str, token: str) -> None:
@@ -266,32 +160,6 @@ class FakeGateway:
             return [m for m in self.sent if m.number == number]
 
     # ---- faults ----
-    def fail_next(
-        self, method: str, path_pattern: str, status: int, body: Any = None, times: int = 1
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` without processing them.
-
-        ``body`` defaults to RyzeAPI's error envelope for that status.
-        """
-        with self._lock:
-            self._faults.append(
-                _Rule(method.upper(), re.compile(path_pattern), times, status=status, body=body)
-            )
-
-    def set_delay(
-        self, method: str, path_pattern: str, seconds: float, times: int | None = None
-    ) -> None:
-        """Process matching requests at once but hold the answer back ``seconds``."""
-        with self._lock:
-            self._delays.append(
-                _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
-            )
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._delays.clear()
-
     def reset(self) -> None:
         """Forget instances, media, calls, sends and faults; the server keeps running."""
         with self._lock:
@@ -301,11 +169,6 @@ class FakeGateway:
             self.calls.clear()
             self.sent.clear()
             self.clear_faults()
-
-    def _take(self, rules: list[_Rule], method: str, path: str) -> _Rule | None:
-        rule = next((r for r in rules if r.take(method, path)), None)
-        rules[:] = [r for r in rules if r.remaining is None or r.remaining > 0]
-        return rule
 
     # ---- request pipeline ----
     def _endpoint(
@@ -320,9 +183,7 @@ class FakeGateway:
             except ValueError:
                 payload, bad_json = None, True
             call = self._record(request, payload)
-            with self._lock:
-                fault = self._take(self._faults, method, path)
-                delay = self._take(self._delays, method, path)
+            fault, delay = self._take_rules(method, path)
             try:
                 if fault is not None:
                     response = self._fault_response(fault)
@@ -388,27 +249,11 @@ class FakeGateway:
         if not connected:
             raise GatewayError(503, "Instance is not connected to WhatsApp")
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake up when the server is stopping so ``stop()`` stays quick."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (left := end - loop.time()) > 0:
-            if self._server is None or self._server.should_exit:
-                return
-            await asyncio.sleep(min(left, 0.05))
-
     def _record(self, request: Request, payload: Any) -> RecordedCall:
-        headers = {
-            k.lower(): (REDACTED if k.lower() in SECRET_HEADERS else v)
-            for k, v in request.headers.items()
-        }
         query = {
             k: (REDACTED if k.lower() == "token" else v) for k, v in request.query_params.items()
         }
-        call = RecordedCall(request.method, request.url.path, query, payload, 0, headers)
-        with self._lock:
-            self.calls.append(call)
-        return call
+        return self._record_call(request, payload, query=query)
 
     # ---- endpoints ----
     def _number(self, body: dict[str, Any]) -> str:

@@ -18,7 +18,6 @@ never says 404 for it), a bad token ``401`` code 190, an expired or forged downl
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import hmac
@@ -26,8 +25,6 @@ import json
 import os
 import re
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +33,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import uvicorn
 import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
@@ -46,13 +42,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.chatwoot import RecordedCall, _Rule
 from tests.fakes.chatwoot_schema import parse_multipart
+from tests.fakes.server import HOST, FakeServer, RecordedCall, _Rule, take_rule, unused_port
 from tests.reference import whatsapp_cloud_dir
 
 DEFAULT_SPEC = whatsapp_cloud_dir() / "meta-business-messaging-api-v23.0.yaml"
 VERSION = "v23.0"
-HOST = "127.0.0.1"
 DOWNLOAD_PATH = "/whatsapp_business/attachments/"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 WA_DETAILS = {
@@ -296,17 +291,17 @@ def _digits(number: str) -> str:
     return re.sub(r"\D", "", number)
 
 
-class FakeGraph:
+class FakeGraph(FakeServer):
     """The Graph endpoints a WhatsApp Cloud integration uses, served by uvicorn in a thread."""
+
+    label = "Graph"
+    # fail_next's ``body``: None for Graph's default envelope for the status, an int for that
+    # error code's envelope (e.g. 131056, 130429), or a dict/str sent as is (fault_response).
 
     def __init__(self, spec_path: str | Path = DEFAULT_SPEC, port: int = 0) -> None:
         self.spec_path = str(Path(spec_path).resolve())
         message_validators(self.spec_path)  # fail early on a broken spec
-        self._lock = threading.RLock()
-        self._requested_port, self._port = port, 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        super().__init__(port)
         self.url_ttl = 300.0
         self.download_redirects = 0
         self.reset()
@@ -323,9 +318,10 @@ class FakeGraph:
         ]
         self.app = Starlette(routes=routes)
 
-    # ---- lifecycle (as FakeChatwoot: a restart keeps the port and the state) ----
+    # ---- lifecycle (FakeServer's: a restart keeps the port and the state) ----
     @property
     def origin(self) -> str:
+        """``http://127.0.0.1:<port>``, only while serving (unlike the other fakes)."""
         if self._thread is None:
             raise RuntimeError("FakeGraph is not started")
         return f"http://{HOST}:{self._port}"
@@ -335,58 +331,10 @@ class FakeGraph:
         """Plays ``https://graph.facebook.com/v23.0``."""
         return f"{self.origin}/{VERSION}"
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, self._requested_port or self._port))
-        self._socket, self._port = sock, sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=server.run,
-            kwargs={"sockets": [sock]},
-            name=f"fake-graph-{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("fake Graph did not start")
-            time.sleep(0.002)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> FakeGraph:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     @staticmethod
     def unused_url() -> str:
         """A base URL (with the version) on 127.0.0.1 where nothing listens."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            return f"http://{HOST}:{sock.getsockname()[1]}/{VERSION}"
+        return f"http://{HOST}:{unused_port()}/{VERSION}"
 
     # ---- seeding and faults ----
     def reset(self) -> None:
@@ -425,38 +373,15 @@ class FakeGraph:
         with self._lock:
             self._url_key = os.urandom(16)
 
-    def fail_next(
-        self, method: str, path_pattern: str, status: int, body: Any = None, times: int = 1
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status``, unprocessed.
-
-        ``body``: None for Graph's default envelope for the status, an int for that error code's
-        envelope (e.g. 131056, 130429), or a dict/str sent as is.
-        """
-        with self._lock:
-            self._faults.append(
-                _Rule(method.upper(), re.compile(path_pattern), times, status=status, body=body)
-            )
-
     def fail_recipient(self, to: str, status: int, body: Any = None, times: int = 1) -> None:
         """Like :meth:`fail_next` for sends whose ``to`` has the digits of ``to``."""
         with self._lock:
             pattern = re.compile(f"^{re.escape(_digits(to))}$")
             self._recipient_faults.append(_Rule("POST", pattern, times, status=status, body=body))
 
-    def set_delay(
-        self, method: str, path_pattern: str, seconds: float, times: int | None = None
-    ) -> None:
-        """Process matching requests at once but hold the answer back ``seconds``."""
-        with self._lock:
-            self._delays.append(
-                _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
-            )
-
     def clear_faults(self) -> None:
         with self._lock:
-            self._faults.clear()
-            self._delays.clear()
+            super().clear_faults()
             self._recipient_faults.clear()
 
     # ---- request pipeline ----
@@ -465,9 +390,7 @@ class FakeGraph:
             method, path = request.method, request.url.path
             body = await request.body()
             call = self._record(request, body)
-            with self._lock:
-                fault = _take(self._faults, method, path)
-                delay = _take(self._delays, method, path)
+            fault, delay = self._take_rules(method, path)
             if fault is not None:
                 response = fault_response(fault.status, fault.body)
             else:
@@ -491,17 +414,7 @@ class FakeGraph:
 
         return endpoint
 
-    async def _sleep(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (left := end - loop.time()) > 0 and self._server and not self._server.should_exit:
-            await asyncio.sleep(min(left, 0.05))
-
     def _record(self, request: Request, body: bytes) -> RecordedCall:
-        headers = {
-            k.lower(): ("<redacted>" if k.lower() in ("authorization", "cookie") else v)
-            for k, v in request.headers.items()
-        }
         ctype = request.headers.get("content-type", "")
         data: Any = None
         form: dict[str, Any] | None = None
@@ -512,12 +425,7 @@ class FakeGraph:
                 data = None
         elif ctype.startswith("multipart/form-data"):
             form = _form_summary(body, ctype)
-        call = RecordedCall(
-            request.method, request.url.path, dict(request.query_params), data, form, 0, headers
-        )
-        with self._lock:
-            self.calls.append(call)
-        return call
+        return self._record_call(request, data, form)
 
     def _authorize(self, ctx: _Request, phone_number_id: str | None = None) -> None:
         """401 for a missing or unknown token; 400/100/33 when it may not use this number."""
@@ -621,7 +529,7 @@ class FakeGraph:
             self.read_receipts.append(copy.deepcopy(body))
             return JSONResponse({"success": True})
         to = str(body["to"])
-        fault = _take(self._recipient_faults, "POST", _digits(to))
+        fault = take_rule(self._recipient_faults, "POST", _digits(to))
         if fault is not None:
             return fault_response(fault.status, fault.body)
         message_id = "wamid." + secrets.token_urlsafe(36)
@@ -636,12 +544,6 @@ class FakeGraph:
 
     def unknown_path(self, ctx: _Request) -> Response:
         raise GraphError(400, graph_error(2500, f"Unknown path components: /{ctx.path['rest']}"))
-
-
-def _take(rules: list[_Rule], method: str, path: str) -> _Rule | None:
-    rule = next((r for r in rules if r.take(method, path)), None)
-    rules[:] = [r for r in rules if r.remaining is None or r.remaining > 0]
-    return rule
 
 
 def _form_summary(body: bytes, content_type: str) -> dict[str, Any]:

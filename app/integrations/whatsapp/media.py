@@ -28,21 +28,21 @@ import hashlib
 import mimetypes
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
+from app.integrations.download import MediaTooLarge, stream_download
 from app.integrations.errors import (
     RemoteBadResponse,
     RemoteError,
     RemoteNotFound,
-    RemoteUnprocessable,
     error_from_response,
     error_from_transport,
 )
-from app.integrations.http import transient_retry
+from app.integrations.http import read_timeout, transient_retry
 from app.relay.messages import Media
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 MAX_REDIRECTS = 5
 OCTET_STREAM = "application/octet-stream"
-_ERROR_BODY_LIMIT = 64 * 1024
 _MAX_FILENAME = 180
 # Where mimetypes answers nothing or an unusual spelling (audio/ogg -> .oga).
 _EXTENSIONS = {
@@ -81,12 +80,6 @@ _DATA_URI = re.compile(r"^data:(?P<type>[^;,]*)(?:;[^,]*)?,", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 T = TypeVar("T")
-
-
-class MediaTooLarge(RemoteUnprocessable):
-    """The attachment is larger than the configured bound; permanent for the message."""
-
-    description = "media too large"
 
 
 @dataclass(frozen=True)
@@ -202,28 +195,11 @@ def _error_for(resp: httpx.Response, secrets: Iterable[str]) -> RemoteError:
     return error
 
 
-def _buffered_error_body(resp: httpx.Response) -> httpx.Response:
-    """A copy of a streamed error response holding at most 64 KiB of its (decoded) body."""
-    body = bytearray()
-    for chunk in resp.iter_bytes():
-        body += chunk
-        if len(body) >= _ERROR_BODY_LIMIT:
-            break
-    skip = ("content-encoding", "content-length", "transfer-encoding")
-    headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in skip]
-    return httpx.Response(
-        resp.status_code,
-        headers=headers,
-        content=bytes(body[:_ERROR_BODY_LIMIT]),
-        request=resp.request,
-    )
-
-
 # --- the shared download loop -------------------------------------------------------------------
 
 
 class _Downloader:
-    """Bounded, streamed GETs with bounded redirects, typed errors and in-call retries."""
+    """Bounded, streamed GETs (:func:`stream_download`) with in-call retries."""
 
     def __init__(
         self,
@@ -237,11 +213,7 @@ class _Downloader:
         self._retry_attempts = retry_attempts
         self._retry_max_wait = retry_max_wait
         self._max_bytes = max_bytes
-        self._timeout: httpx.Timeout | None = None
-        if timeout is not None:
-            self._timeout = httpx.Timeout(
-                connect=http.timeout.connect, read=timeout, write=timeout, pool=http.timeout.pool
-            )
+        self._timeout = read_timeout(http, timeout)
 
     def _retrying(self, fn: Callable[..., T], *args: Any) -> T:
         retrying = transient_retry(self._retry_attempts, self._retry_max_wait)
@@ -251,46 +223,20 @@ class _Downloader:
         return {} if self._timeout is None else {"timeout": self._timeout}
 
     def _download_once(
-        self, url: str, headers: Mapping[str, str], secrets: Iterable[str]
+        self, url: str, headers: dict[str, str], secrets: Iterable[str]
     ) -> tuple[bytes, str | None]:
-        """One attempt: the body and its ``Content-Type``, or a typed :class:`RemoteError`.
-
-        Transport errors are raised outside the ``except`` block so the httpx exception (whose
-        request holds our headers) is neither ``__cause__`` nor ``__context__``.
-        """
-        failure: RemoteError | None = None
-        try:
-            return self._follow(url, headers, tuple(secrets))
-        except httpx.HTTPError as exc:
-            failure = error_from_transport(exc)
-        raise failure
-
-    def _follow(
-        self, url: str, headers: Mapping[str, str], secrets: tuple[str, ...]
-    ) -> tuple[bytes, str | None]:
-        request = self._http.build_request("GET", url, headers=headers, **self._request_options())
-        for _ in range(MAX_REDIRECTS + 1):
-            response = self._http.send(request, stream=True)
-            try:
-                if response.next_request is None:
-                    return self._read(response, secrets)
-                request = response.next_request
-            finally:
-                response.close()
-        raise RemoteBadResponse(f"more than {MAX_REDIRECTS} redirects")
-
-    def _read(self, response: httpx.Response, secrets: tuple[str, ...]) -> tuple[bytes, str | None]:
-        if not response.is_success:
-            raise _error_for(_buffered_error_body(response), secrets)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
-            raise MediaTooLarge(f"the remote announced {declared} bytes, over {self._max_bytes}")
-        body = bytearray()
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > self._max_bytes:
-                raise MediaTooLarge(f"the media exceeds {self._max_bytes} bytes")
-        return bytes(body), response.headers.get("content-type")
+        """One attempt: the body and its ``Content-Type``, or a typed :class:`RemoteError`."""
+        download = stream_download(
+            self._http,
+            url,
+            max_bytes=self._max_bytes,
+            max_redirects=MAX_REDIRECTS,
+            timeout=self._timeout,
+            headers=headers,
+            secrets=secrets,
+            error_for=_error_for,
+        )
+        return download.data, download.headers.get("content-type")
 
 
 # --- Cloud API ----------------------------------------------------------------------------------

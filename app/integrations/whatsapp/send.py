@@ -31,6 +31,7 @@ from app.integrations.errors import (
     RemoteError,
     error_from_transport,
 )
+from app.integrations.http import read_timeout
 
 __all__ = [
     "MediaKind",
@@ -215,15 +216,6 @@ def base_type(content_type: str) -> str:
     An empty type becomes ``application/octet-stream``.
     """
     return content_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
-
-
-def read_timeout(http: httpx.Client, timeout: float | None) -> httpx.Timeout | None:
-    """A timeout bounding reading/writing one answer by ``timeout`` seconds (None: the client's)."""
-    if timeout is None:
-        return None
-    return httpx.Timeout(
-        connect=http.timeout.connect, read=timeout, write=timeout, pool=http.timeout.pool
-    )
 
 
 def post_once(
