@@ -22,7 +22,6 @@ from app.api.errors import ApiError
 from app.api.queue import enqueue_lanes
 from app.api.webhooks import STORAGE_DOWN, STORAGE_ERRORS, parse_json, read_raw_body
 from app.relay.chatwoot_events import (
-    AgentReply,
     ConversationStatusChanged,
     Ignored,
     parse_chatwoot_webhook,
@@ -103,5 +102,3 @@ async def chatwoot_webhook(request: Request) -> Response:
 routes = [
     Route("/webhooks/chatwoot/{integration}/{secret}", chatwoot_webhook, methods=["POST"]),
 ]
-
-__all__ = ["AgentReply", "routes", "verify_signature"]
