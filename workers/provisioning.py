@@ -8,6 +8,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from app.relay import provisioning as service
+from app.store.db import thread_connection
 from workers.relay import replay_integration
 
 logger = logging.getLogger(__name__)
@@ -30,12 +31,13 @@ def provision(integration_id: str, generation: int) -> None:
     unexpected failures (database down, bugs) raise, and Dramatiq retries those with backoff.
     When the last retry fails too, the failure is recorded so that nobody waits forever.
     """
-    try:
-        activated = service.provision(integration_id, generation)
-    except Exception as exc:
-        if _is_last_attempt():
-            logger.exception("provisioning %s#%s failed for good", integration_id, generation)
-            service.record_internal_failure(integration_id, generation, exc)
-        raise
+    with thread_connection():
+        try:
+            activated = service.provision(integration_id, generation)
+        except Exception as exc:
+            if _is_last_attempt():
+                logger.exception("provisioning %s#%s failed for good", integration_id, generation)
+                service.record_internal_failure(integration_id, generation, exc)
+            raise
     if activated:
         replay_integration.send(integration_id)

@@ -12,7 +12,7 @@ from dramatiq.middleware import Middleware
 from app.relay import lanes, liveness, recovery
 from app.relay.inbound_lane import InboundHandler
 from app.relay.outbound_lane import OutboundHandler
-from app.store.db import database
+from app.store.db import thread_connection
 from app.store.models import DIRECTION_INBOUND, DIRECTION_OUTBOUND
 from app.store.redis_client import get_redis, redis_key
 
@@ -75,7 +75,7 @@ def sweep(idle_seconds: float = SWEEP_IDLE_SECONDS) -> int:
     if not lock.acquire(blocking=False):
         return 0
     try:
-        with database.connection_context():
+        with thread_connection():
             found = recovery.ready_lanes(idle_seconds=idle_seconds)
         enqueue_lanes(found)
     finally:

@@ -12,7 +12,6 @@ import json
 import logging
 from typing import Any
 
-import peewee
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -26,6 +25,7 @@ from app.relay.gateway_parser import envelope_token, parse_gateway_webhook
 from app.relay.intake import StoredEvent, store_inbound
 from app.relay.lanes import deliverable
 from app.relay.messages import Event, InboundMessage, ParsedBody, ParseError
+from app.store.db import CONNECTION_ERRORS
 from app.store.models import (
     DIRECTION_INBOUND,
     PROVIDER_CLOUD,
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 8 * 1024 * 1024
 STORAGE_DOWN = "storage unavailable"
-STORAGE_ERRORS = (peewee.OperationalError, peewee.InterfaceError, peewee.DatabaseError)
+STORAGE_ERRORS = CONNECTION_ERRORS  # the database is unreachable or busy: the sender retries
 
 
 def _webhook_instance(name: str, provider: str) -> Instance:

@@ -203,11 +203,10 @@ def record_internal_failure(integration_id: str, generation: int, exc: BaseExcep
 
 
 def _load(integration_id: str) -> ChatwootIntegration | None:
-    with database.connection_context():
-        found: ChatwootIntegration | None = ChatwootIntegration.get_or_none(
-            ChatwootIntegration.id == integration_id
-        )
-        return found
+    found: ChatwootIntegration | None = ChatwootIntegration.get_or_none(
+        ChatwootIntegration.id == integration_id
+    )
+    return found
 
 
 def _record_success(
