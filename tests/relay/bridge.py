@@ -108,6 +108,30 @@ class CloudBridge:
         )
 
 
+def create_with_chatwoot(
+    client: TestClient,
+    account_token: str,
+    chatwoot: FakeChatwoot,
+    instance_fields: dict[str, Any],
+    inbox_name: str,
+) -> dict[str, Any]:
+    """Create an instance with inline Chatwoot activation; returns the ``chatwoot`` block."""
+    account_id, cw_token = seed_chatwoot(chatwoot)
+    body: dict[str, Any] = {
+        "chatwootEnabled": True,
+        "chatwootBaseUrl": chatwoot.base_url,
+        "chatwootAccountId": account_id,
+        "chatwootApiToken": cw_token,
+        "chatwootInboxName": inbox_name,
+        **instance_fields,
+    }
+    response = client.post("/api/instance/new", json=body, headers=auth(account_token))
+    assert response.status_code == 201, response.text
+    activation: dict[str, Any] = response.json()["chatwoot"]
+    assert activation["status"] == "active", activation
+    return activation
+
+
 def make_cloud_bridge(
     client: TestClient,
     account_token: str,
@@ -116,26 +140,16 @@ def make_cloud_bridge(
     name: str = "suporte",
     **integration_flags: bool,
 ) -> CloudBridge:
-    account_id, cw_token = seed_chatwoot(chatwoot)
-    body: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "name": name,
         "provider": "cloud",
         "cloudPhoneNumberId": PHONE_NUMBER_ID,
         "cloudAccessToken": "EAAG-test-access-token",
         "cloudAppSecret": APP_SECRET,
         "cloudApiBaseUrl": graph_url,
-        "chatwootEnabled": True,
-        "chatwootBaseUrl": chatwoot.base_url,
-        "chatwootAccountId": account_id,
-        "chatwootApiToken": cw_token,
-        "chatwootInboxName": "WhatsApp",
+        **integration_flags,
     }
-    for flag, value in integration_flags.items():
-        body[flag] = value
-    response = client.post("/api/instance/new", json=body, headers=auth(account_token))
-    assert response.status_code == 201, response.text
-    activation = response.json()["chatwoot"]
-    assert activation["status"] == "active", activation
+    activation = create_with_chatwoot(client, account_token, chatwoot, fields, "WhatsApp")
     return CloudBridge(
         client=client,
         chatwoot=chatwoot,
@@ -179,23 +193,14 @@ def make_gateway_bridge(
     gateway_token: str = "gw-token",
     **integration_flags: bool,
 ) -> GatewayBridge:
-    account_id, cw_token = seed_chatwoot(chatwoot)
-    body: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "name": name,
         "provider": "gateway",
         "gatewayBaseUrl": gateway_url,
         "gatewayToken": gateway_token,
-        "chatwootEnabled": True,
-        "chatwootBaseUrl": chatwoot.base_url,
-        "chatwootAccountId": account_id,
-        "chatwootApiToken": cw_token,
-        "chatwootInboxName": "WhatsApp Web",
         **integration_flags,
     }
-    response = client.post("/api/instance/new", json=body, headers=auth(account_token))
-    assert response.status_code == 201, response.text
-    activation = response.json()["chatwoot"]
-    assert activation["status"] == "active", activation
+    activation = create_with_chatwoot(client, account_token, chatwoot, fields, "WhatsApp Web")
     return GatewayBridge(
         client=client,
         chatwoot=chatwoot,
