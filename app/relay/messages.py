@@ -25,6 +25,8 @@ MessageKind = Literal[
     "reaction",
     "unsupported",
     "system",
+    "edit",
+    "revoke",
 ]
 Direction = Literal["incoming", "outgoing"]
 StatusName = Literal["sent", "delivered", "read", "failed"]
@@ -70,10 +72,23 @@ class InboundMessage:
     """One WhatsApp message seen by the instance.
 
     ``chat_id`` identifies the conversation: the customer's canonical number (digits only,
-    E.164 without ``+``) for a private chat, or the group JID. ``sender_*`` is who wrote it
-    (differs from the chat in groups). ``direction`` is ``outgoing`` for messages the business
-    sent from its own phone (gateway only): they go into Chatwoot as outgoing and must never
-    be sent back to WhatsApp.
+    E.164 without ``+``) for a private chat, the customer's business-scoped user id (BSUID,
+    e.g. ``US.13491208655302741918``) when WhatsApp gave no number, or the group JID.
+    ``chat_aliases`` are the other identifiers of the same person seen in this message (BSUID,
+    parent BSUID, LID, other spellings of the number, a previous id named by a system message):
+    the intake unites them into one lane, one contact and one conversation.
+    ``reply_address`` is where a reply must go now (the identifier the customer last wrote
+    from, or the new number after a number change); ``None`` means ``chat_id``.
+    ``username`` is the customer's WhatsApp username, when they have one.
+    ``sender_*`` is who wrote it (differs from the chat in groups). ``direction`` is
+    ``outgoing`` for messages the business sent from its own phone (gateway) or typed in the
+    WhatsApp Business app on a coexistence number (Cloud ``smb_message_echoes``): they go into
+    Chatwoot as outgoing and must never be sent back to WhatsApp.
+
+    ``kind`` ``edit``: ``text`` is the new text and ``quoted_id`` the edited message;
+    ``revoke``: ``quoted_id`` is the deleted message. A ``reaction`` with an empty
+    ``reaction_emoji`` is a removed reaction; ``reaction_to`` may be unknown. ``media_error``
+    says why WhatsApp could not provide the attachment (the caption is still relayed).
     """
 
     message_id: str
@@ -94,6 +109,9 @@ class InboundMessage:
     quoted_id: str | None = None
     chat_aliases: tuple[str, ...] = ()
     unsupported_reason: str | None = None
+    reply_address: str | None = None
+    username: str | None = None
+    media_error: str | None = None
 
     @property
     def natural_key(self) -> str:
@@ -105,7 +123,11 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    """A delivery tick for a message the business sent (an agent's reply)."""
+    """A delivery tick for a message the business sent (an agent's reply).
+
+    ``recipient_id`` is the customer's canonical number, or their BSUID when the status names
+    only ``recipient_user_id``; ticks are matched to messages by ``message_id`` alone.
+    """
 
     message_id: str
     status: StatusName
