@@ -45,6 +45,7 @@ def message(message_id: str, kind: Any, timestamp: int, **fields: Any) -> Inboun
         "sender_id": CUSTOMER,
         "chat_name": NAME,
         "sender_name": NAME,
+        "reply_address": CUSTOMER,
     }
     return InboundMessage(
         message_id=message_id, kind=kind, timestamp=timestamp, **{**defaults, **fields}
@@ -268,6 +269,8 @@ EXPECTED: dict[str, tuple[list[Event], list[str]]] = {
                 text="User Sheena Nelson changed from 16505551234 to 12195555358",
                 chat_name=None,  # this body carries no contacts[]
                 sender_name=None,
+                chat_aliases=("12195555358",),  # the new number routes to the same person
+                reply_address="12195555358",  # replies go to the new number
             )
         ],
         [],
@@ -585,20 +588,6 @@ MSG = ["entry", 0, "changes", 0, "value", "messages", 0]
         (None, "body is not an object"),
         ({"object": "whatsapp_business_account"}, "entry is not a list"),
         ({"entry": {"id": "1"}}, "entry is not a list"),
-        ({"entry": ["x"]}, r"entry\[0\] is not an object"),
-        ({"entry": [{"id": "1"}]}, r"entry\[0\].changes is not a list"),
-        (_broken(["entry", 0, "changes", 0, "value"], "x"), r"value is not an object"),
-        (_broken(["entry", 0, "changes", 0, "value", "metadata"], KeyError), "metadata"),
-        (_broken(["entry", 0, "changes", 0, "field"], 5), "field"),
-        (_broken(["entry", 0, "changes", 0, "value", "messages"], {}), "messages is not a list"),
-        (_broken([*MSG, "id"], KeyError), r"messages\[0\].id"),
-        (_broken([*MSG, "from"], KeyError), r"messages\[0\].from"),
-        (_broken([*MSG, "type"], KeyError), r"messages\[0\].type"),
-        (_broken([*MSG, "from"], "not-a-number"), "from is not a phone number"),
-        (_broken([*MSG, "timestamp"], "yesterday"), "timestamp"),
-        (_broken([*MSG, "text"], "plain"), r"messages\[0\].text is not an object"),
-        (_broken([*MSG, "text"], {"body": 3}), "body is not a string"),
-        (_broken([*MSG, "context"], "wamid.x"), "context is not an object"),
     ],
 )
 def test_malformed_bodies_raise_parse_error(body: Any, reason: str) -> None:
@@ -606,32 +595,169 @@ def test_malformed_bodies_raise_parse_error(body: Any, reason: str) -> None:
         parse_cloud_webhook(body, PHONE_ID)
 
 
+CHANGE = "entry[0].changes[0]"
+
+
 @pytest.mark.parametrize(
-    ("mtype", "payload", "reason"),
+    ("body", "note"),
     [
-        ("image", {"mime_type": "image/jpeg"}, "neither id nor url"),
-        ("location", {"latitude": "37.4", "longitude": 1}, "latitude is not a number"),
-        ("location", {"latitude": True, "longitude": 1}, "latitude is not a number"),
-        ("reaction", {"emoji": "👍"}, "message_id"),
-        ("interactive", {"type": "button_reply"}, "button_reply is not an object"),
-        ("contacts", {"name": "x"}, "contacts is not a list"),
+        ({"entry": ["x"]}, "entry[0] is not an object, ignored"),
+        ({"entry": [{"id": "1"}]}, "entry[0].changes is missing, ignored"),
+        (
+            _broken(["entry", 0, "changes", 0, "value"], "x"),
+            f"{CHANGE}.value is not an object, ignored",
+        ),
+        (
+            _broken(["entry", 0, "changes", 0, "value", "metadata"], KeyError),
+            f"{CHANGE}.value.metadata is missing, ignored",
+        ),
+        (
+            _broken(["entry", 0, "changes", 0, "field"], 5),
+            f"{CHANGE}.field is not a string, ignored",
+        ),
+        (
+            _broken(["entry", 0, "changes", 0, "value", "messages"], {}),
+            f"{CHANGE}.value.messages is not a list, ignored",
+        ),
+        (
+            _broken([*MSG, "from"], KeyError),
+            f"{CHANGE}.value.messages[0]: message without sender, ignored",
+        ),
+        (
+            _broken([*MSG, "from"], "not-a-number"),
+            f"{CHANGE}.value.messages[0]: message without sender, ignored",
+        ),
     ],
 )
-def test_malformed_payloads_raise_parse_error(mtype: str, payload: Any, reason: str) -> None:
+def test_malformed_parts_are_noted_not_refused(body: Any, note: str) -> None:
+    """Lenient at the door: only a body that is no WhatsApp body at all is a 400."""
+    parsed = parse_cloud_webhook(body, PHONE_ID)
+    assert parsed.events == []
+    assert parsed.ignored == [note]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (_broken([*MSG, "timestamp"], "yesterday"), {"kind": "text", "timestamp": None}),
+        (_broken([*MSG, "context"], "wamid.x"), {"kind": "text", "quoted_id": None}),
+        (
+            _broken([*MSG, "type"], KeyError),
+            {"kind": "unsupported", "unsupported_reason": "message without a type"},
+        ),
+        (
+            _broken([*MSG, "text"], "plain"),
+            {
+                "kind": "unsupported",
+                "unsupported_reason": "unreadable text message: text is not an object",
+            },
+        ),
+        (
+            _broken([*MSG, "text"], {"body": 3}),
+            {
+                "kind": "unsupported",
+                "unsupported_reason": "unreadable text message: text.body is not a string",
+            },
+        ),
+        (
+            _broken([*MSG, "text"], {}),
+            {
+                "kind": "unsupported",
+                "unsupported_reason": "unreadable text message: text.body missing",
+            },
+        ),
+    ],
+)
+def test_malformed_message_is_relayed_with_what_could_be_read(
+    body: Any, fields: dict[str, Any]
+) -> None:
+    [event] = parse_cloud_webhook(body, PHONE_ID).events
+    assert isinstance(event, InboundMessage)
+    assert event.message_id == ID_A
+    assert (event.chat_id, event.reply_address) == (CUSTOMER, CUSTOMER)
+    assert {k: getattr(event, k) for k in fields} == fields
+
+
+def test_message_without_id_gets_a_stable_derived_id() -> None:
+    body = _broken([*MSG, "id"], KeyError)
+    [first] = parse_cloud_webhook(body, PHONE_ID).events
+    [again] = parse_cloud_webhook(copy.deepcopy(body), PHONE_ID).events
+    assert isinstance(first, InboundMessage)
+    assert first.message_id.startswith("noid-") and len(first.message_id) == len("noid-") + 16
+    assert first.message_id == again.message_id
+    assert (first.kind, first.text) == ("text", "Does it come in another color?")
+    other = _broken([*MSG, "id"], KeyError)
+    other["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "something else"
+    assert parse_cloud_webhook(other, PHONE_ID).events[0].message_id != first.message_id
+
+
+BAD_LATITUDE = "unreadable location message: location.latitude is not a number"
+
+
+@pytest.mark.parametrize(
+    ("mtype", "payload", "fields"),
+    [
+        (
+            "image",
+            {"mime_type": "image/jpeg"},
+            {
+                "kind": "image",
+                "media": Media(mime_type="image/jpeg"),
+                "media_error": "no media id in the webhook",
+            },
+        ),
+        (
+            "location",
+            {"latitude": "37.4", "longitude": 1},
+            {"unsupported_reason": BAD_LATITUDE},
+        ),
+        (
+            "location",
+            {"latitude": True, "longitude": 1},
+            {"unsupported_reason": BAD_LATITUDE},
+        ),
+        (
+            "reaction",
+            {"emoji": "👍"},
+            {"kind": "reaction", "reaction_to": None, "reaction_emoji": "👍"},
+        ),
+        (
+            "interactive",
+            {"type": "button_reply"},
+            {
+                "kind": "unsupported",
+                "unsupported_reason": (
+                    "unreadable interactive message: interactive.button_reply is missing"
+                ),
+            },
+        ),
+        (
+            "contacts",
+            {"name": "x"},
+            {"unsupported_reason": "unreadable contacts message: contacts is not a list"},
+        ),
+    ],
+)
+def test_malformed_payloads_become_readable_events(
+    mtype: str, payload: Any, fields: dict[str, Any]
+) -> None:
     msg = {**_text_message("wamid.bad"), "type": mtype, mtype: payload}
-    with pytest.raises(ParseError, match=reason):
-        parse_cloud_webhook(_body([_change([msg])]), PHONE_ID)
+    [event] = parse_cloud_webhook(_body([_change([msg])]), PHONE_ID).events
+    assert isinstance(event, InboundMessage)
+    assert event.message_id == "wamid.bad"
+    assert {k: getattr(event, k) for k in fields} == fields
 
 
-def test_bad_status_recipient_raises_parse_error() -> None:
+def test_bad_status_recipient_keeps_the_status() -> None:
     body = load("status_sent.json")
     body["entry"][0]["changes"][0]["value"]["statuses"][0]["recipient_id"] = "abc"
-    with pytest.raises(ParseError, match="recipient_id is not a phone number"):
-        parse_cloud_webhook(body, PHONE_ID)
+    [event] = parse_cloud_webhook(body, PHONE_ID).events
+    assert event == replace(status("sent"), recipient_id="")
 
 
-def test_parse_error_does_not_echo_values() -> None:
-    body = _broken([*MSG, "from"], "secret-token-value")
+def test_notes_and_parse_errors_do_not_echo_values() -> None:
+    parsed = parse_cloud_webhook(_broken([*MSG, "from"], "secret-token-value"), PHONE_ID)
+    assert parsed.ignored and "secret-token-value" not in " ".join(parsed.ignored)
     with pytest.raises(ParseError) as caught:
-        parse_cloud_webhook(body, PHONE_ID)
+        parse_cloud_webhook({"entry": "secret-token-value"}, PHONE_ID)
     assert "secret-token-value" not in str(caught.value)
