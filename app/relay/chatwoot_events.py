@@ -5,9 +5,15 @@ we posted ourselves (incoming, with our ``source_id``), private notes, activity 
 status updates (``message_updated``), typing indicators. Only an agent's public reply or template
 (:class:`AgentReply`) is sent to WhatsApp; a conversation status change
 (:class:`ConversationStatusChanged`) is reported so the relay can keep its local state; anything
-else is :class:`Ignored` with a short reason. Bodies Chatwoot never sends raise
-:class:`~app.relay.messages.ParseError` (the webhook answers 400, which Chatwoot records on the
-agent's message as a failed delivery).
+else is :class:`Ignored` with a short reason.
+
+Lenient at the door (DESIGN.md invariant 9): only a body that is not a JSON object or has no
+``event`` string raises :class:`~app.relay.messages.ParseError` (the webhook's 400). Any other
+body gives a result and never another exception: an agent reply that cannot be relayed (no
+readable id, conversation or ``contact_inbox.source_id``, an unknown ``message_type``, an
+unreadable ``private`` flag) is :class:`Ignored` with ``malformed=True`` and a reason for the
+log; a malformed attachment is left out (logged) and the rest of the reply is still relayed;
+an unreadable quote (``content_attributes``) only loses the quote.
 
 What this relies on, from Chatwoot's source (chatwoot/chatwoot):
 
@@ -39,12 +45,20 @@ What this relies on, from Chatwoot's source (chatwoot/chatwoot):
 from __future__ import annotations
 
 import json
-import mimetypes
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
+from app.relay.chatwoot_attachments import MAX_ID, OutboundAttachment, read_attachments
 from app.relay.messages import ParseError
+
+__all__ = [
+    "AgentReply",
+    "ChatwootEvent",
+    "ConversationStatusChanged",
+    "Ignored",
+    "OutboundAttachment",
+    "parse_chatwoot_webhook",
+]
 
 MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
 SENDABLE_TYPES = frozenset({"outgoing", "template"})
@@ -58,37 +72,6 @@ _IGNORED_EVENTS = {
     "contact_created": "contact event",
     "contact_updated": "contact event",
 }
-# Types WhatsApp takes that Python's built-in table lacks.
-_EXTRA_MIME_TYPES = {
-    "ogg": "audio/ogg",
-    "oga": "audio/ogg",
-    "opus": "audio/ogg",
-    "m4a": "audio/mp4",
-    "amr": "audio/amr",
-    "3gp": "video/3gpp",
-    "doc": "application/msword",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "xls": "application/vnd.ms-excel",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "ppt": "application/vnd.ms-powerpoint",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-}
-_MIME = mimetypes.MimeTypes()  # the built-in table only: the same answer on every machine
-
-
-@dataclass(frozen=True)
-class OutboundAttachment:
-    """A file of an agent's reply; ``data_url`` is Chatwoot's (ActiveStorage redirect) URL.
-
-    ``file_type`` is Chatwoot's: image, audio, video, file, location, fallback, ...
-    ``content_type`` is Chatwoot's, or guessed from the file name when it sent none.
-    """
-
-    data_url: str
-    file_type: str
-    content_type: str | None = None
-    filename: str | None = None
-    file_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,18 +135,38 @@ class ConversationStatusChanged:
 
 @dataclass(frozen=True)
 class Ignored:
-    """Nothing to do for this body; ``reason`` is for the log."""
+    """Nothing to do for this body; ``reason`` is for the log.
+
+    ``malformed`` is True when the body asked for something (an agent reply, a status change)
+    that could not be read: the webhook should log ``reason`` at WARNING, as such a reply never
+    reaches the customer.
+    """
 
     reason: str
+    malformed: bool = False
 
 
 ChatwootEvent = AgentReply | ConversationStatusChanged | Ignored
 
 
+class _Unusable(Exception):
+    """A field this body needs cannot be read (becomes a malformed :class:`Ignored`)."""
+
+
 def parse_chatwoot_webhook(body: Any) -> ChatwootEvent:
     """What the inbox webhook ``body`` asks of us (see the module docstring)."""
-    obj = _obj(body, "body")
-    event = _str(obj.get("event"), "event")
+    if not isinstance(body, dict):
+        raise ParseError("body is not an object")
+    event = body.get("event")
+    if not isinstance(event, str) or not event.strip():
+        raise ParseError("event is missing or not a string")
+    try:
+        return _dispatch(body, event.strip())
+    except _Unusable as exc:
+        return Ignored(f"{event.strip()[:40]}: {exc}", malformed=True)
+
+
+def _dispatch(obj: dict[str, Any], event: str) -> ChatwootEvent:
     if event == "message_created":
         return _message_created(obj)
     if event == "conversation_status_changed":
@@ -176,46 +179,50 @@ def parse_chatwoot_webhook(body: Any) -> ChatwootEvent:
 
 
 def _message_created(obj: dict[str, Any]) -> AgentReply | Ignored:
-    message_id = _int(obj.get("id"), "id")
+    message_id = _id(obj.get("id"), "id")
     message_type = _message_type(obj.get("message_type"))
     if message_type not in SENDABLE_TYPES:
         return Ignored(f"{message_type} message {message_id}")
-    if _flag(obj.get("private"), "private"):
+    if _private(obj.get("private"), message_id):
         return Ignored(f"private note {message_id}")
     if obj.get("source_id") not in (None, ""):
         return Ignored(f"message {message_id} has a source_id (posted by us or by a channel)")
-    conversation = _obj(obj.get("conversation"), "conversation")
-    pushed = _pushed_message(conversation, message_id)
-    attributes = _content_attributes(obj.get("content_attributes"))
-    content = _opt_str(obj, "content", "") or ""
-    attachments = tuple(
-        _attachment(item, f"attachments[{i}]")
-        for i, item in enumerate(_list_or_empty(obj.get("attachments"), "attachments"))
-    )
+    conversation = obj.get("conversation")
+    if not isinstance(conversation, dict):
+        raise _Unusable(f"message {message_id}: conversation is not an object")
+    raw_content = obj.get("content")
+    content = raw_content if isinstance(raw_content, str) else ""
+    attachments = read_attachments(obj.get("attachments"), message_id)
     if not content.strip() and not attachments:
         return Ignored(f"message {message_id} has neither content nor attachments")
+    attributes = _content_attributes(obj.get("content_attributes"))
     return AgentReply(
         chatwoot_message_id=message_id,
-        conversation_id=_int(conversation.get("id"), "conversation.id"),
-        recipient=_recipient(conversation, required=True) or "",
+        conversation_id=_id(conversation.get("id"), f"message {message_id}: conversation.id"),
+        recipient=_recipient(conversation) or _missing(message_id),
         content=content,
         attachments=attachments,
-        in_reply_to=_opt_int(attributes.get("in_reply_to"), "content_attributes.in_reply_to"),
-        in_reply_to_external_id=_opt_str(
-            attributes, "in_reply_to_external_id", "content_attributes."
-        ),
-        sender_name=_sender_name(obj.get("sender"), pushed),
+        in_reply_to=_opt_id(attributes.get("in_reply_to")),
+        in_reply_to_external_id=_opt_str(attributes.get("in_reply_to_external_id")),
+        sender_name=_sender_name(obj.get("sender"), _pushed_message(conversation, message_id)),
         message_type=message_type,
-        content_type=_opt_str(obj, "content_type", ""),
+        content_type=_opt_str(obj.get("content_type")),
     )
+
+
+def _missing(message_id: int) -> str:
+    raise _Unusable(f"message {message_id}: conversation.contact_inbox.source_id is missing")
 
 
 def _status_change(obj: dict[str, Any]) -> ConversationStatusChanged:
     """``obj`` is ``conversation.webhook_data``: ``id`` is the display id."""
+    status = _opt_str(obj.get("status"))
+    if status is None:
+        raise _Unusable("status is missing or not a string")
     return ConversationStatusChanged(
-        conversation_id=_int(obj.get("id"), "id"),
-        status=_str(obj.get("status"), "status"),
-        recipient=_recipient(obj, required=False),
+        conversation_id=_id(obj.get("id"), "id"),
+        status=status.strip()[:40],
+        recipient=_recipient(obj),
     )
 
 
@@ -233,9 +240,16 @@ def _message_type(value: Any) -> str:
         return MESSAGE_TYPES[value]
     if isinstance(value, str) and value in MESSAGE_TYPES.values():
         return value
-    if isinstance(value, str) and value.isdigit() and int(value) in MESSAGE_TYPES:
+    if isinstance(value, str) and value in ("0", "1", "2", "3"):
         return MESSAGE_TYPES[int(value)]
-    raise ParseError(f"message_type {str(value)[:20]!r} is not one of Chatwoot's")
+    raise _Unusable(f"message_type {_show(value)} is not one of Chatwoot's")
+
+
+def _private(value: Any, message_id: int) -> bool:
+    """The ``private`` flag; an unreadable one is refused rather than risk sending a note."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise _Unusable(f"message {message_id}: private flag {_show(value)} is not a boolean")
 
 
 def _pushed_message(conversation: dict[str, Any], message_id: int) -> dict[str, Any] | None:
@@ -245,7 +259,7 @@ def _pushed_message(conversation: dict[str, Any], message_id: int) -> dict[str, 
     )
 
 
-def _recipient(conversation: dict[str, Any], *, required: bool) -> str | None:
+def _recipient(conversation: dict[str, Any]) -> str | None:
     """``contact_inbox.source_id``, else the one repeated in ``messages[].conversation``."""
     holders = [conversation] + [
         m["conversation"]
@@ -255,11 +269,9 @@ def _recipient(conversation: dict[str, Any], *, required: bool) -> str | None:
     for holder in holders:
         contact_inbox = holder.get("contact_inbox")
         if isinstance(contact_inbox, dict):
-            source_id = contact_inbox.get("source_id")
-            if isinstance(source_id, str) and source_id.strip():
+            source_id = _opt_str(contact_inbox.get("source_id"))
+            if source_id:
                 return source_id.strip()
-    if required:
-        raise ParseError("conversation.contact_inbox.source_id is missing")
     return None
 
 
@@ -275,111 +287,46 @@ def _sender_name(sender: Any, pushed: dict[str, Any] | None) -> str | None:
 
 
 def _content_attributes(value: Any) -> dict[str, Any]:
-    """A JSON object; older rows hold it double-encoded as a string."""
-    if value is None:
-        return {}
+    """A JSON object; older rows hold it double-encoded as a string. Unreadable: ``{}``."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
-        except ValueError:
-            raise ParseError("content_attributes is not JSON") from None
-    return _obj(value, "content_attributes")
+        except (ValueError, RecursionError):
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
-def _attachment(value: Any, where: str) -> OutboundAttachment:
-    att = _obj(value, where)
-    file_type = _str(att.get("file_type"), f"{where}.file_type")
-    data_url = att.get("data_url")
-    if not isinstance(data_url, str) or not data_url.strip():
-        raise ParseError(f"{where} ({file_type[:20]}) has no data_url")
-    extension = att.get("extension") if isinstance(att.get("extension"), str) else None
-    filename = _filename(data_url, extension)
-    content_type = _opt_str(att, "content_type", f"{where}.") or _guess_type(filename)
-    size = _opt_int(att.get("file_size"), f"{where}.file_size")
-    return OutboundAttachment(
-        data_url=data_url.strip(),
-        file_type=file_type,
-        content_type=content_type,
-        filename=filename,
-        file_size=size if size is None or size >= 0 else None,
-    )
-
-
-def _filename(data_url: str, extension: str | None) -> str | None:
-    """The last path segment of an ActiveStorage URL (``.../redirect/<id>/<name>``), with
-    Chatwoot's ``extension`` added when the name has none."""
-    name = unquote(urlsplit(data_url.strip()).path.rsplit("/", 1)[-1]).strip()
-    if not name:
-        return None
-    ext = (extension or "").strip().lstrip(".")
-    if ext and "." not in name:
-        name = f"{name}.{ext}"
-    return name
-
-
-def _guess_type(filename: str | None) -> str | None:
-    if not filename or "." not in filename:
-        return None
-    ext = filename.rsplit(".", 1)[1].lower()
-    return _EXTRA_MIME_TYPES.get(ext) or _MIME.guess_type(f"x.{ext}", strict=False)[0]
-
-
-# ---- shape checks ----
-def _obj(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ParseError(f"{where} is not an object")
-    return value
-
-
+# ---- readers: total, never raising except _Unusable for what a body cannot do without ----
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _list_or_empty(value: Any, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ParseError(f"{where} is not a list")
-    return value
+def _opt_str(value: Any) -> str | None:
+    """``value`` when it is a non-blank string, else None."""
+    return value if isinstance(value, str) and value.strip() else None
 
 
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ParseError(f"{where} is missing or not a string")
-    return value.strip()
+def _opt_id(value: Any) -> int | None:
+    """A Chatwoot id: an integer, or a string of digits (as some clients send them); None
+    when absent, unreadable or out of range (:data:`MAX_ID`)."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip()) if len(value.strip()) < 12 else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 1 <= value <= MAX_ID else None
+    return None
 
 
-def _opt_str(obj: dict[str, Any], key: str, prefix: str) -> str | None:
-    """``obj[key]`` as a non-empty string, None when absent, null or empty."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ParseError(f"{prefix}{key} is not a string")
-    return value if value.strip() else None
-
-
-def _int(value: Any, where: str) -> int:
-    number = _opt_int(value, where)
+def _id(value: Any, where: str) -> int:
+    number = _opt_id(value)
     if number is None:
-        raise ParseError(f"{where} is missing")
+        raise _Unusable(f"{where} {_show(value)} is not a Chatwoot id")
     return number
 
 
-def _opt_int(value: Any, where: str) -> int | None:
-    """An id: an integer, or a string of digits (as some clients send them)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise ParseError(f"{where} is not an integer")
-
-
-def _flag(value: Any, where: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ParseError(f"{where} is not a boolean")
-    return value
+def _show(value: Any, limit: int = 20) -> str:
+    """A short, safe rendering of an unreadable value for a log line."""
+    if isinstance(value, str):
+        return repr(value[:limit])
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)[:limit]
+    return type(value).__name__

@@ -174,12 +174,30 @@ def reply_data(text: str = "Esse aqui", quoted: str = "wamid.agent.1", **kw: Any
     return message_data(content={"text": text}, replyTo={"messageId": quoted}, **kw)
 
 
-def edit_data(**kw: Any) -> dict[str, Any]:
-    return message_data(type="message_edit", isEdit=True, content={"text": "texto corrigido"}, **kw)
+def edit_data(
+    text: str = "texto corrigido", edited: str | None = None, **kw: Any
+) -> dict[str, Any]:
+    """An edit. RyzeAPI's edit answers with the edited message's own id, so the event is assumed
+    to carry it as its id; ``edited`` adds an explicit target (whatsmeow's protocol key) instead.
+    """
+    if edited is not None:
+        kw["protocolMessage"] = {"type": "MESSAGE_EDIT", "key": {"id": edited}}
+    return message_data(type="message_edit", isEdit=True, content={"text": text}, **kw)
 
 
-def revoke_data(**kw: Any) -> dict[str, Any]:
+def revoke_data(deleted: str | None = None, **kw: Any) -> dict[str, Any]:
+    """Deleted for everyone; ``deleted`` names the deleted message (``replyTo``) when the event's
+    own id is not it."""
+    if deleted is not None:
+        kw["replyTo"] = {"messageId": deleted}
     return message_data(type="message_revoke", **kw)
+
+
+def reaction_removed_data(target: str | None = "wamid.agent.1", **kw: Any) -> dict[str, Any]:
+    """A reaction taken back: RyzeAPI's echo has ``content: ""`` and the target in ``replyTo``."""
+    if target is None:
+        return message_data(type="reaction", content={"text": ""}, **kw)
+    return reaction_data(emoji="", target=target, **kw)
 
 
 def poll_data(**kw: Any) -> dict[str, Any]:
@@ -213,6 +231,14 @@ def lid_chat_data(text: str = "oi", **kw: Any) -> dict[str, Any]:
     return message_data(content={"text": text}, **kw)
 
 
+def lid_with_phone_alt_data(text: str = "oi", **kw: Any) -> dict[str, Any]:
+    """A chat and sender known by LID, the phone given only as Baileys-style ``senderPn``."""
+    kw.setdefault("chat", {"jid": CUSTOMER_LID, "type": "private"})
+    kw.setdefault("sender", {"jid": CUSTOMER_LID, "name": "João Silva"})
+    kw.setdefault("senderPn", _jid(CUSTOMER_12))
+    return message_data(content={"text": text}, **kw)
+
+
 def status_data(
     message_ids: list[str] | str = "wamid.agent.1",
     receipt: str = "delivered",
@@ -229,6 +255,28 @@ def status_data(
         "timestamp": WHEN,
         **fields,
     }
+
+
+def chat_status_record(
+    message_id: str = "wamid.agent.1",
+    status: str = "READ",
+    status_code: int | None = 4,
+    chat_jid: str = _jid(CUSTOMER),
+    **fields: Any,
+) -> dict[str, Any]:
+    """A status spelled as RyzeAPI's chat-status records (``GET /api/chat/status``): snake_case
+    ``message_id``, textual ``status`` (any case), numeric ``status_code``, ``chat_jid``."""
+    record: dict[str, Any] = {
+        "message_id": message_id,
+        "status": status,
+        "direction": "sent",
+        "chat_jid": chat_jid,
+        "timestamp": WHEN,
+        **fields,
+    }
+    if status_code is not None:
+        record["status_code"] = status_code
+    return record
 
 
 def call_update_data() -> dict[str, Any]:

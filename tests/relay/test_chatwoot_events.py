@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -180,10 +181,22 @@ def test_template_keeps_its_content_type() -> None:
     assert (event.message_type, event.content_type) == ("template", "input_csat")
 
 
-@pytest.mark.parametrize("value", [None, 7, -1, "outbound", True, 1.0, ""])
-def test_unknown_message_type_is_a_parse_error(value: Any) -> None:
-    with pytest.raises(ParseError, match="message_type"):
-        parse_chatwoot_webhook(reply(message_type=value))
+def unrelayable(body: Any, reason: str) -> Ignored:
+    """``body`` is an agent reply that cannot be relayed: ignored, flagged for a WARNING."""
+    event = parse_chatwoot_webhook(body)
+    assert isinstance(event, Ignored), event
+    assert event.malformed is True
+    assert reason in event.reason
+    return event
+
+
+@pytest.mark.parametrize("value", [None, 7, -1, "outbound", True, 1.0, "", "01", [1]])
+def test_unknown_message_type_is_ignored_as_malformed(value: Any) -> None:
+    unrelayable(reply(message_type=value), "message_type")
+
+
+def test_message_type_as_a_digit_string() -> None:
+    assert parsed_reply(reply(message_type="1")).message_type == "outgoing"
 
 
 def test_empty_source_id_is_no_source_id() -> None:
@@ -206,12 +219,12 @@ def test_recipient_falls_back_to_the_pushed_message_copy() -> None:
     assert parsed_reply(body).recipient == RECIPIENT
 
 
-def test_no_recipient_anywhere_is_a_parse_error() -> None:
+def test_no_recipient_anywhere_is_ignored_as_malformed() -> None:
     body = example()
     body["conversation"]["contact_inbox"] = {"source_id": ""}
-    body["conversation"]["messages"][0]["conversation"]["contact_inbox"] = {}
-    with pytest.raises(ParseError, match="source_id"):
-        parse_chatwoot_webhook(body)
+    body["conversation"]["messages"][0]["conversation"]["contact_inbox"] = {"source_id": 7}
+    ignored = unrelayable(body, "contact_inbox.source_id is missing")
+    assert "9012" in ignored.reason
 
 
 def test_sender_available_name_from_the_pushed_copy_wins() -> None:
@@ -290,18 +303,69 @@ def test_attachments_keep_their_order_and_sizes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "message"),
+    ("fields", "logged"),
     [
-        ({"data_url": None}, "has no data_url"),
-        ({"data_url": ...}, "has no data_url"),
-        ({"file_type": ...}, "file_type"),
-        ({"file_size": "big"}, "file_size"),
-        ({"content_type": 5}, "content_type"),
+        ({"data_url": None}, "'image' without a data_url"),
+        ({"data_url": ...}, "'image' without a data_url"),
+        ({"data_url": "  ", "file_type": ...}, "'file' without a data_url"),
+        ({"data_url": ["https://x"]}, "without a data_url"),
     ],
 )
-def test_unusable_attachments_are_parse_errors(fields: dict[str, Any], message: str) -> None:
-    with pytest.raises(ParseError, match=message):
-        parse_chatwoot_webhook(reply(attachments=[attachment(**fields)]))
+def test_an_unsendable_attachment_is_left_out_and_the_text_still_goes(
+    fields: dict[str, Any], logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.relay.chatwoot_attachments"):
+        event = parsed_reply(reply(attachments=[attachment(**fields)]))
+    assert event.content == "Here is a photo of the replacement part."
+    assert event.attachments == ()
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "9012" in record.getMessage() and logged in record.getMessage()
+    assert "https://" not in record.getMessage()  # ActiveStorage URLs are signed
+
+
+def test_only_the_broken_attachment_is_left_out() -> None:
+    files = [{"file_type": "file"}, attachment(), "junk", 5]
+    event = parsed_reply(reply(attachments=files))
+    assert [a.filename for a in event.attachments] == ["replacement-part.jpg"]
+
+
+def test_a_reply_whose_only_attachment_is_broken_is_ignored() -> None:
+    body = reply(content=None, attachments=[attachment(data_url=None)])
+    event = parse_chatwoot_webhook(body)
+    assert event == Ignored("message 9012 has neither content nor attachments")
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"file_type": ...}, ("image", "image/jpeg", 184233)),
+        ({"file_type": ..., "content_type": ...}, ("image", "image/jpeg", 184233)),
+        (
+            {"file_type": None, "content_type": None, "data_url": "https://cw.example/r/a.pdf"},
+            ("file", "application/pdf", 184233),
+        ),
+        ({"file_size": "big"}, ("image", "image/jpeg", None)),
+        ({"file_size": -3}, ("image", "image/jpeg", None)),
+        ({"file_size": "2048"}, ("image", "image/jpeg", 2048)),
+        ({"content_type": 5}, ("image", "image/jpeg", 184233)),
+        (
+            {"extension": 5, "data_url": "https://cw.example/r/blob", "content_type": ...},
+            ("image", None, 184233),
+        ),
+        ({"data_url": "http://[::1/x.png"}, ("image", "image/jpeg", 184233)),
+    ],
+)
+def test_odd_attachment_fields_are_read_as_far_as_they_go(
+    fields: dict[str, Any], expected: tuple[str, str | None, int | None]
+) -> None:
+    (only,) = parsed_reply(reply(attachments=[attachment(**fields)])).attachments
+    assert (only.file_type, only.content_type, only.file_size) == expected
+
+
+def test_a_single_attachment_object_instead_of_a_list() -> None:
+    event = parsed_reply(reply(attachments=attachment()))
+    assert [a.filename for a in event.attachments] == ["replacement-part.jpg"]
 
 
 # ---- quotes ----
@@ -377,34 +441,78 @@ def put(value: Any, *path: str | int) -> Callable[[dict[str, Any]], None]:
     return apply
 
 
+@pytest.mark.parametrize("mutate", [drop("event"), put(42, "event"), put(" ", "event")])
+def test_a_body_without_an_event_is_a_parse_error(
+    mutate: Callable[[dict[str, Any]], None],
+) -> None:
+    body = example()
+    mutate(body)
+    with pytest.raises(ParseError, match="event"):
+        parse_chatwoot_webhook(body)
+
+
 @pytest.mark.parametrize(
-    ("mutate", "message"),
+    ("mutate", "reason"),
     [
-        (drop("event"), "event"),
-        (put(42, "event"), "event"),
-        (drop("id"), "id is missing"),
-        (put("abc", "id"), "id is not an integer"),
+        (drop("id"), "id None is not a Chatwoot id"),
+        (put("abc", "id"), "id 'abc' is not a Chatwoot id"),
+        (put(0, "id"), "id 0 is not a Chatwoot id"),
+        (put(2**31, "id"), "is not a Chatwoot id"),
+        (put("9" * 5000, "id"), "is not a Chatwoot id"),
         (drop("message_type"), "message_type"),
         (drop("conversation"), "conversation is not an object"),
         (put([], "conversation"), "conversation is not an object"),
         (drop("conversation", "id"), "conversation.id"),
-        (put("yes", "private"), "private"),
-        (put(["text"], "content"), "content"),
-        (put({"a": 1}, "attachments"), "attachments is not a list"),
-        (put(["x"], "attachments"), r"attachments\[0\] is not an object"),
-        (put([1], "content_attributes"), "content_attributes"),
-        (put("{not json", "content_attributes"), "content_attributes is not JSON"),
-        (put({"in_reply_to": "x"}, "content_attributes"), "in_reply_to"),
-        (put({"in_reply_to_external_id": 5}, "content_attributes"), "in_reply_to_external_id"),
+        (put("yes", "private"), "private flag 'yes' is not a boolean"),
+        (put(0, "private"), "private flag 0 is not a boolean"),
     ],
 )
-def test_malformed_message_bodies_are_parse_errors(
-    mutate: Callable[[dict[str, Any]], None], message: str
+def test_unrelayable_replies_are_ignored_as_malformed(
+    mutate: Callable[[dict[str, Any]], None], reason: str
 ) -> None:
     body = example()
     mutate(body)
-    with pytest.raises(ParseError, match=message):
-        parse_chatwoot_webhook(body)
+    unrelayable(body, reason)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "content", "files", "quote"),
+    [
+        (put(["text"], "content"), "", 1, None),
+        (put({"a": 1}, "attachments"), "Here is a photo of the replacement part.", 0, None),
+        (put(["x"], "attachments"), "Here is a photo of the replacement part.", 0, None),
+        (put([1], "content_attributes"), "Here is a photo of the replacement part.", 1, None),
+        (
+            put("{not json", "content_attributes"),
+            "Here is a photo of the replacement part.",
+            1,
+            None,
+        ),
+        (
+            put({"in_reply_to": "x"}, "content_attributes"),
+            "Here is a photo of the replacement part.",
+            1,
+            None,
+        ),
+        (
+            put({"in_reply_to": 9000, "in_reply_to_external_id": 5}, "content_attributes"),
+            "Here is a photo of the replacement part.",
+            1,
+            9000,
+        ),
+        (put(5, "content_type"), "Here is a photo of the replacement part.", 1, None),
+    ],
+)
+def test_what_can_be_read_of_an_odd_reply_is_relayed(
+    mutate: Callable[[dict[str, Any]], None], content: str, files: int, quote: int | None
+) -> None:
+    body = example()
+    body["content_attributes"] = {}
+    mutate(body)
+    event = parsed_reply(body)
+    assert (event.content, len(event.attachments), event.in_reply_to) == (content, files, quote)
+    assert event.in_reply_to_external_id is None
+    assert event.recipient == RECIPIENT
 
 
 @pytest.mark.parametrize("body", [None, [], "message_created", 5, {}])
@@ -414,10 +522,24 @@ def test_non_objects_and_empty_bodies_are_parse_errors(body: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "changes", [{"id": None}, {"status": None}, {"status": ""}, {"id": "eighty-seven"}]
+    ("changes", "reason"),
+    [
+        ({"id": None}, "id None"),
+        ({"status": None}, "status is missing"),
+        ({"status": ""}, "status is missing"),
+        ({"status": ["open"]}, "status is missing"),
+        ({"id": "eighty-seven"}, "id 'eighty-seven'"),
+    ],
 )
-def test_malformed_status_bodies_are_parse_errors(changes: dict[str, Any]) -> None:
+def test_unreadable_status_changes_are_ignored_as_malformed(
+    changes: dict[str, Any], reason: str
+) -> None:
     body = status_body("conversation_status_changed", "open")
     body.update(changes)
-    with pytest.raises(ParseError):
-        parse_chatwoot_webhook(body)
+    unrelayable(body, reason)
+
+
+def test_ordinary_ignores_are_not_flagged_malformed() -> None:
+    for body in (reply(private=True), reply(event="message_updated"), reply(message_type=0)):
+        event = parse_chatwoot_webhook(body)
+        assert isinstance(event, Ignored) and event.malformed is False

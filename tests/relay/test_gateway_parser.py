@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ EXCHANGE = "message.exchange"
 STATUS = "message.status"
 
 
-def parse(data: dict[str, Any], event: str = EXCHANGE, path_event: str | None = None) -> ParsedBody:
+def parse(data: Any, event: str = EXCHANGE, path_event: str | None = None) -> ParsedBody:
     return parse_gateway_webhook(gs.webhook_body(event, data), path_event)
 
 
@@ -63,17 +65,64 @@ def test_envelope_token_absent(body: Any) -> None:
         "message.exchange",
         {"data": {}},
         {"event": "", "data": {}},
+        {"event": "  ", "data": {}},
         {"event": 3, "data": {}},
-        {"event": EXCHANGE, "data": "x"},
-        {"event": EXCHANGE, "data": {"id": "x"}},  # no message object
-        {"event": EXCHANGE, "data": {"message": {"content": {"text": "hi"}}}},  # no id
-        {"event": STATUS, "data": []},
-        {"event": STATUS, "data": {"type": "read"}},  # no ids
+        {"event": ["message.exchange"], "data": {}},
     ],
 )
-def test_malformed_bodies_raise(body: Any) -> None:
+def test_only_bodies_without_an_envelope_raise(body: Any) -> None:
     with pytest.raises(ParseError):
         parse_gateway_webhook(body, None)
+
+
+@pytest.mark.parametrize(
+    "event, data, note",
+    [
+        (EXCHANGE, "x", "message.exchange: data is not an object ('x')"),
+        (EXCHANGE, None, "message.exchange: data is not an object (NoneType)"),
+        (EXCHANGE, [], "message.exchange: data is not an object (list)"),
+        (EXCHANGE, {"id": "x"}, "message without sender x: "),
+        (STATUS, [], "message.status: the record is not an object (list)"),
+        (STATUS, "read", "message.status: the record is not an object ('read')"),
+        (STATUS, {"type": "read"}, "message.status without a message id: {type}"),
+    ],
+)
+def test_unusable_records_in_a_valid_envelope_are_notes_not_errors(
+    event: str, data: Any, note: str
+) -> None:
+    parsed = parse_gateway_webhook(gs.webhook_body(event, data), event)
+    assert parsed.events == []
+    assert len(parsed.ignored) == 1 and parsed.ignored[0].startswith(note)
+
+
+def test_message_without_id_gets_a_stable_id_from_its_data() -> None:
+    data = gs.text_data(text="sem id")
+    del data["id"], data["message"]["id"]
+    msg = only_message(data)
+    assert msg.message_id.startswith("noid-") and len(msg.message_id) == len("noid-") + 16
+    assert msg.text == "sem id"
+    assert only_message(copy.deepcopy(data)).message_id == msg.message_id  # a retry: same id
+    data["message"]["content"]["text"] = "outro"
+    assert only_message(data).message_id != msg.message_id
+
+
+def test_message_ids_given_as_numbers_are_kept() -> None:
+    data = gs.text_data()
+    data["message"]["id"] = 12345
+    assert only_message(data).message_id == "12345"
+
+
+def test_data_without_a_message_object_is_read_as_the_message() -> None:
+    data = gs.text_data(text="plano")
+    flat = {**data["message"]}
+    assert only_message(flat).text == "plano"
+
+
+def test_a_list_of_messages_gives_one_event_or_note_each() -> None:
+    data = [gs.text_data(message_id="A"), "junk", gs.newsletter_data(message_id="N")]
+    parsed = parse_gateway_webhook(gs.webhook_body(EXCHANGE, data), None)
+    assert [e.message_id for e in parsed.events if isinstance(e, InboundMessage)] == ["A"]
+    assert len(parsed.ignored) == 2
 
 
 def test_path_event_must_match_body_event() -> None:
@@ -136,15 +185,25 @@ def test_outgoing_with_only_a_lid_chat_does_not_take_the_business_phone() -> Non
     assert msg.sender_id == gs.BUSINESS
 
 
-def test_direction_falls_back_to_from_me_and_rejects_nonsense() -> None:
+def test_direction_falls_back_to_from_me() -> None:
     data = gs.text_data()
     del data["message"]["direction"]
     assert only_message(data).direction == "incoming"
     data["message"]["fromMe"] = True
     assert only_message(data).direction == "outgoing"
-    data["message"]["direction"] = "sideways"
-    with pytest.raises(ParseError, match="direction"):
-        parse(data)
+
+
+@pytest.mark.parametrize("direction", ["sideways", 7, True, {"x": 1}])
+def test_unknown_direction_is_incoming_and_logged(
+    direction: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = gs.text_data(message_id="3EB0ODD")
+    data["message"]["direction"] = direction
+    with caplog.at_level(logging.WARNING, logger="app.relay.gateway_messages"):
+        msg = only_message(data)
+    assert (msg.direction, msg.chat_id, msg.kind) == ("incoming", gs.CUSTOMER, "text")
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("3EB0ODD" in line and "direction" in line for line in logged)
 
 
 def test_lid_chat_uses_the_phone_found_on_the_sender() -> None:
@@ -174,9 +233,58 @@ def test_doc_style_lid_with_wrong_domain_is_normalized() -> None:
     assert "100@lid" in msg.chat_aliases
 
 
-def test_private_chat_without_any_identifier_is_malformed() -> None:
-    with pytest.raises(ParseError):
-        parse(gs.text_data(chat={"type": "private"}, sender={"name": "x"}))
+@pytest.mark.parametrize(
+    "chat, sender",
+    [
+        ({"type": "private"}, {"name": "x"}),
+        ({"jid": "not-a-number", "type": "private"}, {"jid": "abc@s.whatsapp.net"}),
+        ({"type": "group"}, {"jid": gs.CUSTOMER}),
+        ("", None),
+    ],
+)
+def test_message_without_any_chat_identity_is_a_note(chat: Any, sender: Any) -> None:
+    data = gs.text_data(message_id="3EB0X")
+    data["message"]["chat"], data["message"]["sender"] = chat, sender
+    parsed = parse(data)
+    assert parsed.events == []
+    (note,) = parsed.ignored
+    assert note.startswith("message without sender 3EB0X")
+
+
+def test_outgoing_message_never_takes_the_business_as_the_chat() -> None:
+    parsed = parse(gs.outgoing_text_data(chat={"type": "private"}))
+    assert parsed.events == [] and parsed.ignored[0].startswith("message without sender")
+
+
+def test_chat_and_sender_given_as_bare_jids() -> None:
+    data = gs.text_data()
+    data["message"]["chat"] = gs.CUSTOMER_LID
+    data["message"]["sender"] = f"{gs.CUSTOMER_12}@s.whatsapp.net"
+    msg = only_message(data)
+    assert msg.chat_id == gs.CUSTOMER
+    assert {gs.CUSTOMER_LID, gs.CUSTOMER_12} <= set(msg.chat_aliases)
+
+
+def test_lid_chat_with_a_baileys_style_phone_field() -> None:
+    msg = only_message(gs.lid_with_phone_alt_data())
+    assert (msg.chat_id, msg.sender_id) == (gs.CUSTOMER, gs.CUSTOMER)
+    assert gs.CUSTOMER_LID in msg.chat_aliases
+    assert gs.CUSTOMER_12 in msg.chat_aliases
+    assert msg.reply_address is None
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        {"jid": gs.CUSTOMER_LID, "phone": gs.CUSTOMER},
+        {"jid": gs.CUSTOMER_LID, "senderAlt": f"{gs.CUSTOMER}@s.whatsapp.net"},
+        {"jid": f"{gs.CUSTOMER}@s.whatsapp.net", "senderAlt": gs.CUSTOMER_LID},
+    ],
+)
+def test_phone_and_lid_fields_on_the_sender_link_both(sender: dict[str, Any]) -> None:
+    msg = only_message(gs.text_data(chat={"type": "private"}, sender=sender))
+    assert msg.chat_id == gs.CUSTOMER
+    assert gs.CUSTOMER_LID in msg.chat_aliases
 
 
 def test_group_message() -> None:
@@ -321,10 +429,14 @@ def test_reaction_object_form() -> None:
     assert (msg.reaction_emoji, msg.reaction_to) == ("😂", "wamid.agent.8")
 
 
-def test_removed_reaction_is_ignored() -> None:
-    parsed = parse(gs.reaction_data(emoji=""))
-    assert parsed.events == []
-    assert "reaction removed" in parsed.ignored[0]
+def test_removed_reaction_is_relayed_with_an_empty_emoji() -> None:
+    msg = only_message(gs.reaction_removed_data(target="wamid.agent.7"))
+    assert (msg.kind, msg.reaction_emoji, msg.reaction_to) == ("reaction", "", "wamid.agent.7")
+
+
+def test_removed_reaction_without_a_known_target() -> None:
+    msg = only_message(gs.reaction_removed_data(target=None))
+    assert (msg.kind, msg.reaction_emoji, msg.reaction_to) == ("reaction", "", None)
 
 
 @pytest.mark.parametrize(
@@ -347,18 +459,100 @@ def test_quoted_media_reply() -> None:
     assert only_message(data).quoted_id == "wamid.agent.2"
 
 
-def test_edit_and_revoke_are_ignored_with_a_note() -> None:
-    edit = parse(gs.edit_data(message_id="3EB0EDIT"))
-    assert edit.events == [] and edit.ignored == ["3EB0EDIT: edit (message_edit) not relayed yet"]
-    revoke = parse(gs.revoke_data(message_id="3EB0DEL"))
-    assert revoke.events == [] and revoke.ignored == [
-        "3EB0DEL: revocation (message_revoke) not relayed yet"
-    ]
+def test_edit_carrying_the_edited_message_id_gets_its_own_event_id() -> None:
+    """RyzeAPI's edit names the edited message by its own id: the event must not reuse it
+    (the original is already stored under it), yet a retry of the same edit must dedupe."""
+    msg = only_message(gs.edit_data(text="texto corrigido", message_id="3EB0ORIG"))
+    assert (msg.kind, msg.text, msg.quoted_id) == ("edit", "texto corrigido", "3EB0ORIG")
+    assert msg.message_id.startswith("3EB0ORIG-edit-") and msg.message_id != "3EB0ORIG"
+    again = only_message(gs.edit_data(text="texto corrigido", message_id="3EB0ORIG"))
+    assert again.message_id == msg.message_id
+    second = only_message(gs.edit_data(text="de novo", message_id="3EB0ORIG"))
+    assert second.message_id != msg.message_id
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        gs.edit_data(text="novo", edited="3EB0ORIG", message_id="3EB0EDIT"),
+        gs.message_data("3EB0EDIT", isEdit=True, content="novo", editedMessageId="3EB0ORIG"),
+        gs.message_data("3EB0EDIT", type="edited", newContent="novo", key={"id": "3EB0ORIG"}),
+    ],
+)
+def test_edit_naming_the_edited_message(data: dict[str, Any]) -> None:
+    msg = only_message(data)
+    assert (msg.message_id, msg.kind, msg.text, msg.quoted_id) == (
+        "3EB0EDIT",
+        "edit",
+        "novo",
+        "3EB0ORIG",
+    )
+    assert msg.chat_id == gs.CUSTOMER
+
+
+def test_revoke_of_the_event_own_id() -> None:
+    msg = only_message(gs.revoke_data(message_id="3EB0DEL"))
+    assert (msg.kind, msg.quoted_id, msg.message_id) == ("revoke", "3EB0DEL", "3EB0DEL-revoke")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        gs.revoke_data(deleted="3EB0ORIG", message_id="3EB0DEL"),
+        gs.message_data("3EB0DEL", isRevoke=True, revokedMessageId="3EB0ORIG"),
+        gs.message_data("3EB0DEL", type="revoke", protocolMessage={"key": {"id": "3EB0ORIG"}}),
+    ],
+)
+def test_revoke_naming_the_deleted_message(data: dict[str, Any]) -> None:
+    msg = only_message(data)
+    assert (msg.message_id, msg.kind, msg.quoted_id, msg.text) == (
+        "3EB0DEL",
+        "revoke",
+        "3EB0ORIG",
+        None,
+    )
+
+
+def test_outgoing_revoke_keeps_its_direction() -> None:
+    msg = only_message(gs.revoke_data(direction="outgoing", message_id="3EB0DEL"))
+    assert (msg.kind, msg.direction, msg.chat_id) == ("revoke", "outgoing", gs.CUSTOMER)
 
 
 def test_poll_is_unsupported_but_keeps_its_question() -> None:
     msg = only_message(gs.poll_data())
     assert (msg.kind, msg.unsupported_reason, msg.text) == ("unsupported", "poll", "Qual horário?")
+
+
+def test_message_without_type_or_content_names_what_arrived() -> None:
+    msg = only_message(gs.message_data(buttons=[1], header={"x": 1}))
+    assert msg.kind == "unsupported"
+    assert msg.unsupported_reason == "message without content (fields: buttons, header)"
+
+
+def test_media_without_url_or_base64_keeps_the_caption_and_says_why() -> None:
+    msg = only_message(gs.media_data("image", url=None, s3_url=None, caption="Foto"))
+    assert (msg.kind, msg.text) == ("image", "Foto")
+    assert msg.media_error is not None and "no url" in msg.media_error
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        {"latitude": "1e999", "longitude": 1},
+        {"latitude": True, "longitude": 1},
+        {"latitude": [1], "longitude": 1},
+        {"latitude": "NaN", "longitude": 1},
+    ],
+)
+def test_location_with_unusable_coordinates_is_unsupported(location: dict[str, Any]) -> None:
+    msg = only_message(gs.message_data(location=location))
+    assert (msg.kind, msg.unsupported_reason) == ("unsupported", "location without coordinates")
+
+
+def test_contact_cards_with_odd_phone_fields() -> None:
+    data = gs.message_data(contacts=[{"name": "Ana", "phones": 5}, {"name": "Bia", "phones": "x"}])
+    msg = only_message(data)
+    assert [(c.name, c.phones) for c in msg.contacts] == [("Ana", ()), ("Bia", ())]
 
 
 def test_unknown_type_is_unsupported_never_dropped() -> None:
@@ -454,3 +648,99 @@ def test_status_alternative_shapes() -> None:
         "read",
         gs.CUSTOMER,
     )
+
+
+# ---- RyzeAPI chat-status records (the spelling that used to be a 400) ----
+@pytest.mark.parametrize(
+    "status, code, expected",
+    [
+        ("READ", 4, "read"),
+        ("read", 4, "read"),
+        ("Delivered", 2, "delivered"),
+        ("sent", 1, "sent"),
+        ("played", 5, "read"),
+        ("error", -1, "failed"),
+        ("READ", None, "read"),
+        ("something-new", 2, "delivered"),  # the code decides when the name is unknown
+    ],
+)
+def test_chat_status_record(status: str, code: int | None, expected: str) -> None:
+    chat = f"{gs.CUSTOMER_12}@s.whatsapp.net"
+    record = gs.chat_status_record("wamid.agent.1", status, code, chat)
+    (update,) = statuses(record)
+    assert (update.message_id, update.status) == ("wamid.agent.1", expected)
+    assert update.recipient_id == gs.CUSTOMER
+    assert update.timestamp == gs.WHEN_EPOCH
+
+
+def test_chat_status_code_alone() -> None:
+    record = gs.chat_status_record("wamid.agent.1", "READ", 4)
+    del record["status"]
+    assert [u.status for u in statuses(record)] == ["read"]
+    record["status_code"] = "2"
+    assert [u.status for u in statuses(record)] == ["delivered"]
+
+
+def test_several_chat_status_records_in_a_list() -> None:
+    records = [
+        gs.chat_status_record("wamid.a", "DELIVERED", 2),
+        gs.chat_status_record("wamid.b", "READ", 4),
+        gs.chat_status_record("wamid.c", "PENDING", 0),
+        {"status": "READ"},
+    ]
+    parsed = parse(records, STATUS, STATUS)
+    assert [(e.message_id, e.status) for e in parsed.events if isinstance(e, StatusUpdate)] == [
+        ("wamid.a", "delivered"),
+        ("wamid.b", "read"),
+    ]
+    assert parsed.ignored == [
+        "wamid.c: receipt 'PENDING' not relayed",
+        "message.status without a message id: {status}",
+    ]
+
+
+@pytest.mark.parametrize("key", ["statuses", "receipts", "data"])
+def test_chat_status_records_held_under_a_key(key: str) -> None:
+    data = {key: [gs.chat_status_record("wamid.a"), gs.chat_status_record("wamid.b", "sent", 1)]}
+    assert [(u.message_id, u.status) for u in statuses(data)] == [
+        ("wamid.a", "read"),
+        ("wamid.b", "sent"),
+    ]
+
+
+def test_status_of_a_received_message_is_not_a_tick() -> None:
+    record = gs.chat_status_record("wamid.c.1", "read", 4, direction="received")
+    parsed = parse(record, STATUS)
+    assert parsed.events == []
+    assert parsed.ignored == ["wamid.c.1: status of a received message not relayed"]
+
+
+def test_chat_status_record_for_a_lid_and_a_group() -> None:
+    (lid,) = statuses(gs.chat_status_record(chat_jid=gs.CUSTOMER_LID))
+    assert lid.recipient_id == gs.CUSTOMER_LID
+    (group,) = statuses(gs.chat_status_record(chat_jid=gs.GROUP))
+    assert group.recipient_id == gs.GROUP
+
+
+def test_failed_chat_status_record_with_an_error_text() -> None:
+    record = gs.chat_status_record("wamid.x", "ERROR", -1, error="recipient unreachable")
+    (update,) = statuses(record)
+    assert (update.status, update.error_code, update.error_title) == (
+        "failed",
+        None,
+        "recipient unreachable",
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [{"code": 1e300, "message": "x"}, {"code": "9" * 5000}, {"code": True}, {"code": [1]}],
+)
+def test_unreadable_error_codes_are_dropped_not_fatal(error: Any) -> None:
+    (update,) = statuses(gs.status_data("wamid.x", "error", error=error))
+    assert (update.status, update.error_code) == ("failed", None)
+
+
+def test_status_ids_as_numbers_and_snake_case_lists() -> None:
+    updates = statuses({"message_ids": [17, "wamid.b", None, ""], "type": "read"})
+    assert [u.message_id for u in updates] == ["17", "wamid.b"]

@@ -345,8 +345,6 @@ def test_failed_receipt_sets_the_external_error(bridge: GatewayBridge) -> None:
 
 
 NOT_RELAYED: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-    "edit": ("message.exchange", lambda: samples.edit_data(message_id="E1")),
-    "revoke": ("message.exchange", lambda: samples.revoke_data(message_id="R1")),
     "newsletter": ("message.exchange", lambda: samples.newsletter_data(message_id="N1")),
     "call.update": ("call.update", samples.call_update_data),
     "instance.state": ("instance.state", samples.instance_state_data),
