@@ -15,12 +15,15 @@ _SECRET_PATTERNS = [
         r"(?i)(api_access_token|authorization|token|secret|password)([\"']?\s*[:=]\s*[\"']?)([^\s\"',&]+)"
     ),
     re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{8,})"),
+    # the Chatwoot webhook path ends with its secret: /webhooks/chatwoot/<integration>/<secret>
+    re.compile(r"(/webhooks/chatwoot/[^/\s\"']+/)([^\s\"'?#{]+)"),
 ]
 
 
 def mask_secrets(text: str) -> str:
     masked = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}***", masked)
+    masked = _SECRET_PATTERNS[1].sub(lambda m: f"{m.group(1)}***", masked)
+    return _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}***", masked)
 
 
 class SecretMaskingFilter(logging.Filter):

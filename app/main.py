@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 
 from app.api import chatwoot, chatwoot_webhook, instances, ops, webhooks
 from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
-from app.api.middleware import AccessLog, ChatwootModuleGate, RateLimiter
+from app.api.middleware import AccessLog, CatchUnexpected, ChatwootModuleGate, RateLimiter
 from app.config import Settings, get_settings, use_settings
 from app.logs import configure_logging
 from app.store import init_store
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(AccessLog),
+            Middleware(CatchUnexpected),
             Middleware(ChatwootModuleGate, enabled=settings.chatwoot_module_enabled),
             Middleware(
                 RateLimiter,

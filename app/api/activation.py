@@ -49,6 +49,13 @@ async def activate(
     settings: Settings, instance: Instance, request: IntegrationRequest
 ) -> Activation:
     integration, generation = await in_db(integrations.save_request, instance, request)
+    return await start(settings, integration, generation)
+
+
+async def start(
+    settings: Settings, integration: ChatwootIntegration, generation: int
+) -> Activation:
+    """Enqueue the job for a saved request and wait (bounded) for its outcome."""
     try:
         await enqueue_provision(integration.id, generation)
     except QUEUE_ERRORS as exc:

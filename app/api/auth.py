@@ -8,6 +8,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 
 from app.api.errors import INSTANCE_NOT_FOUND, ApiError
+from app.api.names import INSTANCE_NAME
 from app.store.ids import hash_token
 from app.store.models import Account, Instance
 
@@ -76,6 +77,8 @@ def resolve_instance(principal: Principal, name: str) -> Instance:
         if principal.instance.name != name:
             raise ApiError(403, WRONG_INSTANCE)
         return principal.instance
+    if INSTANCE_NAME.fullmatch(name) is None:  # client text never reaches the query
+        raise ApiError(404, INSTANCE_NOT_FOUND)
     instance = Instance.get_or_none(
         (Instance.account == principal.account) & (Instance.name == name)
     )

@@ -17,17 +17,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.api.common import in_db
+from app.api.common import in_db, secrets_equal
 from app.api.errors import ApiError
+from app.api.names import ROW_ID
 from app.api.queue import enqueue_lanes
-from app.api.webhooks import STORAGE_DOWN, STORAGE_ERRORS, parse_json, read_raw_body
+from app.api.webhooks import (
+    STORAGE_DOWN,
+    STORAGE_ERRORS,
+    parse_json,
+    parse_or_400,
+    read_raw_body,
+)
 from app.relay.chatwoot_events import (
     ConversationStatusChanged,
     Ignored,
     parse_chatwoot_webhook,
 )
 from app.relay.lanes import deliverable
-from app.relay.messages import ParseError
 from app.relay.outbound_intake import record_conversation_status, store_reply
 from app.store.models import DIRECTION_OUTBOUND, ChatwootIntegration
 
@@ -37,6 +43,8 @@ MAX_CLOCK_SKEW_SECONDS = 300
 
 
 def _integration(integration_id: str) -> ChatwootIntegration:
+    if ROW_ID.fullmatch(integration_id) is None:
+        raise ApiError(404, "integration not found")
     found: ChatwootIntegration | None = ChatwootIntegration.get_or_none(
         ChatwootIntegration.id == integration_id
     )
@@ -61,7 +69,7 @@ def verify_signature(
     if abs(now - sent_at) > MAX_CLOCK_SKEW_SECONDS:
         raise ApiError(401, "stale timestamp")
     expected = hmac.new(secret.encode(), f"{sent_at}.".encode() + raw, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(signature.strip().removeprefix("sha256=").lower(), expected):
+    if not secrets_equal(signature.strip().removeprefix("sha256=").lower(), expected):
         raise ApiError(401, "invalid signature")
 
 
@@ -72,7 +80,7 @@ async def chatwoot_webhook(request: Request) -> Response:
     except STORAGE_ERRORS as exc:
         raise ApiError(503, STORAGE_DOWN) from exc
     expected = integration.get_secret("webhook_secret") or ""
-    if not hmac.compare_digest(request.path_params["secret"].encode(), expected.encode()):
+    if not secrets_equal(request.path_params["secret"], expected):
         raise ApiError(401, "invalid secret")
     verify_signature(
         raw,
@@ -81,11 +89,12 @@ async def chatwoot_webhook(request: Request) -> Response:
         integration.get_secret("inbox_secret"),
         time.time(),
     )
-    try:
-        parsed = parse_chatwoot_webhook(parse_json(raw))
-    except ParseError as exc:
-        raise ApiError(400, f"invalid body: {exc}") from exc
+    body = parse_json(raw)
+    parsed = parse_or_400(lambda: parse_chatwoot_webhook(body), "chatwoot")
     if isinstance(parsed, Ignored):
+        if parsed.malformed:
+            # an agent's message or a status change we could not read: visible in the log
+            logger.warning("chatwoot webhook for %s not relayed: %s", integration.id, parsed.reason)
         return JSONResponse({"stored": 0, "ignored": parsed.reason})
     try:
         if isinstance(parsed, ConversationStatusChanged):

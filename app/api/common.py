@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -33,3 +34,11 @@ async def principal_of(request: Request) -> Principal:
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def secrets_equal(given: str, expected: str) -> bool:
+    """Constant-time comparison of two texts of any content (``hmac.compare_digest`` refuses
+    non-ASCII ``str``; lone surrogates cannot be encoded strictly)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )

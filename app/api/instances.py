@@ -10,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.api.activation import Activation, activate
+from app.api.activation import Activation, start
 from app.api.auth import require_account_token, resolve_instance
 from app.api.chatwoot import base_url_refusal, integration_request
 from app.api.common import in_db, principal_of, settings_of
 from app.api.errors import ApiError, invalid_body
 from app.api.middleware import GATE_MESSAGE
+from app.api.names import INSTANCE_NAME, is_instance_name
 from app.api.validation import (
     http_url,
     optional_bool,
@@ -26,11 +27,11 @@ from app.api.validation import (
 from app.config import Settings
 from app.integrations.urlguard import UrlNotAllowed, check_url_allowed
 from app.management import instances as service
-from app.management.integrations import rfc3339, save_rejected_request
-from app.relay.provisioning import IntegrationRequest
+from app.management.integrations import record_failure, rfc3339
+from app.relay.provisioning import ProvisioningFailure
 from app.store.models import PROVIDER_CLOUD, PROVIDER_GATEWAY, ChatwootIntegration, Instance
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_PATTERN = INSTANCE_NAME
 TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{8,256}")
 NAME_TAKEN = "Instance name already exists"
 TOKEN_TAKEN = "Instance token already exists"  # noqa: S105
@@ -79,6 +80,8 @@ async def guard_provider_urls(settings: Settings, spec: service.NewInstance) -> 
 
 
 async def new_instance(request: Request) -> JSONResponse:
+    """Validate the whole body (inline ``chatwoot*`` fields included) before storing anything,
+    then store the instance and its integration request in one transaction."""
     settings = settings_of(request)
     principal = await principal_of(request)
     account = require_account_token(principal)
@@ -89,8 +92,10 @@ async def new_instance(request: Request) -> JSONResponse:
     await guard_provider_urls(settings, spec)
     if settings.current_key() is None:
         raise ApiError(503, NO_ENCRYPTION_KEY)
+    integrate = wanted if settings.chatwoot_module_enabled else None
+    refusal = await base_url_refusal(settings, integrate) if integrate is not None else None
     try:
-        created = await in_db(service.create_instance, account, spec)
+        created = await in_db(service.create_instance, account, spec, integrate)
     except service.InstanceNameTaken as exc:
         raise ApiError(409, NAME_TAKEN) from exc
     except service.InstanceTokenTaken as exc:
@@ -101,7 +106,7 @@ async def new_instance(request: Request) -> JSONResponse:
         "instance": _created_instance_json(settings, created),
     }
     if wanted is not None:
-        payload["chatwoot"] = await _inline_activation(settings, created.instance, wanted)
+        payload["chatwoot"] = await _inline_activation(settings, created, refusal)
     return JSONResponse(payload, status_code=201)
 
 
@@ -120,16 +125,16 @@ def _created_instance_json(settings: Settings, created: service.CreatedInstance)
 
 
 async def _inline_activation(
-    settings: Settings, instance: Instance, wanted: IntegrationRequest
+    settings: Settings, created: service.CreatedInstance, refusal: ProvisioningFailure | None
 ) -> dict[str, Any]:
     """Activate Chatwoot for a new instance; a failure is reported, never fatal."""
-    if not settings.chatwoot_module_enabled:
+    integration = created.integration
+    if integration is None:  # the module is off: nothing was stored for it
         return {"status": "error", "error": GATE_MESSAGE}
-    refusal = await base_url_refusal(settings, wanted)
     if refusal is not None:
-        rejected = await in_db(save_rejected_request, instance, wanted, refusal)
-        return _activation_json(Activation(rejected, settled=True))
-    return _activation_json(await activate(settings, instance, wanted))
+        rejected = await in_db(record_failure, integration.id, created.generation, refusal)
+        return _activation_json(Activation(rejected or integration, settled=True))
+    return _activation_json(await start(settings, integration, created.generation))
 
 
 def _activation_json(activation: Activation) -> dict[str, Any]:
@@ -174,6 +179,8 @@ async def list_instances(request: Request) -> JSONResponse:
     else:
         raw = request.query_params.get("instanceName")
         names = [n.strip() for n in raw.split(",") if n.strip()] if raw else None
+        if names is not None:  # a name no instance can have matches nothing; keep it off SQL
+            names = [n for n in names if is_instance_name(n)]
         rows = await in_db(service.list_instances, principal.account, names)
     found = [_instance_summary(settings, inst, integ) for inst, integ in rows]
     noun = "Instance" if len(found) == 1 else "Instances"

@@ -1,4 +1,4 @@
-"""ASGI middleware for the management API: the module gate, rate limits and access logs."""
+"""ASGI middleware: the module gate, rate limits, access logs and the last-resort 500."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import presented_token
-from app.api.errors import error_response
+from app.api.errors import INTERNAL_ERROR, error_response, log_unexpected, route_template
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("wootbridge.access")
@@ -131,8 +131,9 @@ def _caller_key(scope: Scope) -> str:
 
 
 class AccessLog:
-    """One line per request: method, path (never the query string, which may hold a token),
-    status and duration."""
+    """One line per request: method, the route's loggable path (see ``route_template``: never
+    the raw path, which may hold the Chatwoot webhook's secret, nor the query string, which may
+    hold a token), status, duration."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -156,15 +157,36 @@ class AccessLog:
             access_logger.info(
                 "%s %s %s %.1fms",
                 scope["method"],
-                _loggable_path(scope["path"]),
+                route_template(scope),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
 
 
-def _loggable_path(path: str) -> str:
-    """Webhook paths embed a secret as their last segment; mask it."""
-    if path.startswith("/webhooks/chatwoot/"):
-        head, _, _secret = path.rpartition("/")
-        return f"{head}/***"
-    return path
+class CatchUnexpected:
+    """Any exception escaping a handler: logged with the route template, answered
+    ``500 internal error`` (Starlette's own last resort would re-raise it to the server, which
+    logs it again)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log_unexpected(scope, exc)
+            if response_started:
+                raise
+            await error_response(500, INTERNAL_ERROR)(scope, receive, send)

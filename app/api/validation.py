@@ -1,33 +1,34 @@
 """Body parsing: JSON object in, typed values out, or ``400 invalid body: <field>: <problem>``.
 
 Unknown fields are ignored, as API.md says. ``bool`` is never accepted where an integer is
-expected (JSON ``true`` is not ``1``).
+expected (JSON ``true`` is not ``1``). Strings must be storable (no NUL, no lone surrogate);
+integers must fit the 32-bit columns they go to.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from app.api.errors import invalid_body
+from app.api.errors import ApiError, invalid_body
+from app.api.jsonbody import BigNumber, decode_json, has_unstorable, read_limited
+from app.integrations.urlguard import UrlNotAllowed, check_url_syntax
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_INT32 = 2**31 - 1
+"""Chatwoot's ids (accounts, inboxes) are PostgreSQL ``serial`` columns, and so are ours."""
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
+    raw = await read_limited(request, MAX_BODY_BYTES)
+    if raw is None:
         raise invalid_body("body", "too large")
     if not raw.strip():
         raise invalid_body("body", "must be a JSON object")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid_body("body", "not valid JSON") from exc
+    body = decode_json(raw)
     if not isinstance(body, dict):
         raise invalid_body("body", "must be a JSON object")
     return body
@@ -39,8 +40,10 @@ def optional_str(
     value = body.get(field)
     if value is None:
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, BigNumber):
         raise invalid_body(field, "must be a string")
+    if has_unstorable(value):
+        raise invalid_body(field, "must not contain NUL or unpaired surrogate characters")
     value = value.strip()
     if not value:
         raise invalid_body(field, "must not be empty")
@@ -69,29 +72,41 @@ def optional_bool(body: dict[str, Any], field: str, default: bool = False) -> bo
     return value
 
 
-def required_positive_int(body: dict[str, Any], field: str) -> int:
+def required_positive_int(body: dict[str, Any], field: str, *, maximum: int = MAX_INT32) -> int:
     value = body.get(field)
     if value is None:
         raise invalid_body(field, "is required")
+    if isinstance(value, BigNumber):
+        raise invalid_body(field, f"must be an integer from 1 to {maximum}")
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid_body(field, "must be an integer")
     if value <= 0:
         raise invalid_body(field, "must be greater than 0")
+    if value > maximum:
+        raise invalid_body(field, f"must be an integer from 1 to {maximum}")
     return value
 
 
 def http_url(body: dict[str, Any], field: str, *, required: bool) -> str | None:
-    """An http(s) URL with a host and no credentials, trailing ``/`` removed."""
+    """An http(s) URL with a host and no credentials, trailing ``/`` removed.
+
+    Text that is no URL at all (``chatwoot.example.com``) is ``invalid body``; a URL breaking
+    the URL rule (another scheme such as ``ftp://``, ``file://`` or ``javascript:``, no host,
+    credentials, a bad port) is ``400 <field> is not allowed: <reason>``, the same message a
+    private address gets.
+    """
     value = optional_str(body, field, max_len=500)
     if value is None:
         if required:
             raise invalid_body(field, "is required")
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if ":" not in value:  # no scheme at all: not a URL
         raise invalid_body(field, "must be an http or https URL")
-    if parts.username or parts.password:
-        raise invalid_body(field, "must not contain credentials")
+    try:
+        check_url_syntax(value)
+    except UrlNotAllowed as exc:
+        raise ApiError(400, f"{field} is not allowed: {exc}") from exc
+    parts = urlsplit(value)
     if parts.query or parts.fragment:
         raise invalid_body(field, "must not contain a query or fragment")
     return value.rstrip("/")

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from app.api.common import in_db
-from app.api.errors import ApiError
+from app.api.common import in_db, secrets_equal
+from app.api.errors import INSTANCE_NOT_FOUND, ApiError
+from app.api.jsonbody import decode_webhook_json, read_limited, storable
+from app.api.names import is_instance_name
 from app.api.queue import enqueue_lanes
 from app.management.instances import integration_of
 from app.relay.cloud_parser import parse_cloud_webhook
@@ -42,11 +44,13 @@ STORAGE_ERRORS = CONNECTION_ERRORS  # the database is unreachable or busy: the s
 
 
 def _webhook_instance(name: str, provider: str) -> Instance:
+    if not is_instance_name(name):
+        raise ApiError(404, INSTANCE_NOT_FOUND)
     instance: Instance | None = Instance.get_or_none(
         (Instance.name == name) & (Instance.provider == provider)
     )
     if instance is None:
-        raise ApiError(404, "instance not found")
+        raise ApiError(404, INSTANCE_NOT_FOUND)
     return instance
 
 
@@ -58,17 +62,33 @@ async def _load_instance(name: str, provider: str) -> Instance:
 
 
 async def read_raw_body(request: Request) -> bytes:
-    raw = await request.body()
-    if len(raw) > MAX_WEBHOOK_BYTES:
+    raw = await read_limited(request, MAX_WEBHOOK_BYTES)
+    if raw is None:
         raise ApiError(413, "body too large")
     return raw
 
 
 def parse_json(raw: bytes) -> Any:
+    """Decoded, depth-bounded JSON whose strings are storable (``400`` when not JSON)."""
+    return decode_webhook_json(raw)
+
+
+Parsed = TypeVar("Parsed")
+PARSER_BUGS = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
+UNREADABLE = "invalid body: body: could not be read"
+
+
+def parse_or_400(parse: Callable[[], Parsed], source: str) -> Parsed:
+    """Run a parser: its :class:`ParseError` is ``400 invalid body: <why>``. Any other error is
+    a parser bug met on client input: logged loudly, and still a ``400`` (never a 500), with
+    nothing stored."""
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid body: body: not valid JSON") from exc
+        return parse()
+    except ParseError as exc:
+        raise ApiError(400, f"invalid body: {exc}") from exc
+    except PARSER_BUGS as exc:
+        logger.error("%s parser failed on a body: %s", source, type(exc).__name__, exc_info=exc)
+        raise ApiError(400, UNREADABLE) from exc
 
 
 async def cloud_verify(request: Request) -> Response:
@@ -77,9 +97,7 @@ async def cloud_verify(request: Request) -> Response:
     params = request.query_params
     expected = instance.get_secret("cloud_verify_token") or ""
     given = params.get("hub.verify_token", "")
-    if params.get("hub.mode") != "subscribe" or not hmac.compare_digest(
-        given.encode(), expected.encode()
-    ):
+    if params.get("hub.mode") != "subscribe" or not secrets_equal(given, expected):
         raise ApiError(403, "verification failed")
     return PlainTextResponse(params.get("hub.challenge", ""))
 
@@ -89,7 +107,7 @@ def valid_meta_signature(raw: bytes, header: str | None, app_secret: str) -> boo
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header.removeprefix("sha256=").strip().lower(), expected)
+    return secrets_equal(header.removeprefix("sha256=").strip().lower(), expected)
 
 
 async def cloud_webhook(request: Request) -> Response:
@@ -98,10 +116,9 @@ async def cloud_webhook(request: Request) -> Response:
     app_secret = instance.get_secret("cloud_app_secret") or ""
     if not valid_meta_signature(raw, request.headers.get("x-hub-signature-256"), app_secret):
         raise ApiError(401, "invalid signature")
-    try:
-        parsed = parse_cloud_webhook(parse_json(raw), str(instance.cloud_phone_number_id))
-    except ParseError as exc:
-        raise ApiError(400, f"invalid body: {exc}") from exc
+    body = parse_json(raw)
+    phone_number_id = str(instance.cloud_phone_number_id)
+    parsed = parse_or_400(lambda: parse_cloud_webhook(body, phone_number_id), "cloud")
     return await _accept(instance, parsed)
 
 
@@ -110,12 +127,11 @@ async def gateway_webhook(request: Request) -> Response:
     body = parse_json(await read_raw_body(request))
     expected = instance.get_secret("gateway_token") or ""
     given = envelope_token(body) or ""
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not given or not secrets_equal(given, expected):
         raise ApiError(401, "invalid token")
-    try:
-        parsed = parse_gateway_webhook(body, request.path_params.get("event"))
-    except ParseError as exc:
-        raise ApiError(400, f"invalid body: {exc}") from exc
+    path_event = request.path_params.get("event")
+    event = None if path_event is None else storable(path_event)
+    parsed = parse_or_400(lambda: parse_gateway_webhook(body, event), "gateway")
     return await _accept(instance, parsed)
 
 

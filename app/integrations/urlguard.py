@@ -9,6 +9,7 @@ DNS answer can change between the check at ``set`` time and the connect.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ __all__ = [
     "Resolver",
     "UrlNotAllowed",
     "check_url_allowed",
+    "check_url_syntax",
     "is_address_allowed",
     "resolve_host",
 ]
@@ -28,6 +30,7 @@ Resolver = Callable[[str, int], list[str]]
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\ud800-\udfff]")
 
 
 class UrlNotAllowed(ValueError):
@@ -107,30 +110,42 @@ def reject_disallowed(addresses: list[str]) -> None:
             raise UrlNotAllowed(f"host resolves to a {kind} address ({ip})")
 
 
+def check_url_syntax(url: str) -> tuple[str, int]:
+    """The URL rule without DNS: http(s), a host, no credentials, a valid port, no control
+    characters or spaces. Returns ``(host, port)``; raises :class:`UrlNotAllowed`."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        raise UrlNotAllowed("URL is not valid") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise UrlNotAllowed("scheme must be http or https")
+    if _FORBIDDEN_CHARACTERS.search(url.strip()):
+        raise UrlNotAllowed("URL must not contain spaces or control characters")
+    if "@" in parts.netloc:
+        raise UrlNotAllowed("credentials in the URL are not allowed")
+    try:
+        host = parts.hostname
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise UrlNotAllowed("port is not valid") from None
+    if not host:
+        raise UrlNotAllowed("URL must have a host")
+    return host, port
+
+
 def check_url_allowed(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
     """Raise :class:`UrlNotAllowed` unless ``url`` obeys the URL rule.
 
     ``resolver`` defaults to :func:`resolve_host` (``socket.getaddrinfo``); it is a parameter so
     tests can give a hostname any DNS answer.
     """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise UrlNotAllowed("scheme must be http or https")
-    if "@" in parts.netloc:
-        raise UrlNotAllowed("credentials in the URL are not allowed")
-    host = parts.hostname
-    if not host:
-        raise UrlNotAllowed("URL must have a host")
-    try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise UrlNotAllowed("port is not valid") from None
+    host, port = check_url_syntax(url)
     if allow_private:
         return
     try:
         addresses = (resolver or resolve_host)(host, port)
-    except (OSError, UnicodeError):
+    except (OSError, ValueError):  # ValueError: UnicodeError (IDNA), embedded NUL
         raise UrlNotAllowed("host does not resolve") from None
     if not addresses:
         raise UrlNotAllowed("host does not resolve")

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import peewee
 
 from app.config import Settings
-from app.management.integrations import pending_events
+from app.management.integrations import pending_events, save_request
+from app.relay.provisioning import IntegrationRequest
 from app.store.db import database
 from app.store.ids import hash_token, new_id, new_token
 from app.store.models import (
@@ -57,17 +58,24 @@ class NewInstance:
 
 @dataclass(frozen=True)
 class CreatedInstance:
-    """The stored instance plus the values shown once (plaintext token and verify token)."""
+    """The stored instance plus the values shown once (plaintext token and verify token), and
+    the integration created with it (with its provisioning generation) when one was asked for."""
 
     instance: Instance
     token: str
     verify_token: str | None
+    integration: ChatwootIntegration | None = None
+    generation: int = 0
 
 
 DEFAULT_CLOUD_API_BASE_URL = "https://graph.facebook.com/v23.0"
 
 
-def create_instance(account: Account, spec: NewInstance) -> CreatedInstance:
+def create_instance(
+    account: Account, spec: NewInstance, chatwoot: IntegrationRequest | None = None
+) -> CreatedInstance:
+    """Store the instance and, when ``chatwoot`` is given, its integration request, in one
+    transaction: a failure at any step leaves nothing behind."""
     token = spec.token or new_token()
     digest = hash_token(token)
     with database.atomic():
@@ -91,8 +99,11 @@ def create_instance(account: Account, spec: NewInstance) -> CreatedInstance:
             instance.save(force_insert=True)
         except peewee.IntegrityError as exc:
             raise InstanceNameTaken(spec.name) from exc
+        integration, generation = (
+            save_request(instance, chatwoot) if chatwoot is not None else (None, 0)
+        )
     logger.info("instance %s created (%s) for account %s", spec.name, spec.provider, account.id)
-    return CreatedInstance(instance=instance, token=token, verify_token=verify_token)
+    return CreatedInstance(instance, token, verify_token, integration, generation)
 
 
 def _apply_provider_settings(instance: Instance, spec: NewInstance) -> str | None:

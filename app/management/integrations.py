@@ -60,14 +60,6 @@ def save_request(
     return integration, generation
 
 
-def save_rejected_request(
-    instance: Instance, request: IntegrationRequest, failure: ProvisioningFailure
-) -> ChatwootIntegration:
-    """Record an activation that failed before any job ran (``instance/new`` only)."""
-    integration, generation = save_request(instance, request)
-    return record_failure(integration.id, generation, failure) or integration
-
-
 def record_failure(
     integration_id: str, generation: int, failure: ProvisioningFailure
 ) -> ChatwootIntegration | None:

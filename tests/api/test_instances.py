@@ -262,12 +262,6 @@ INVALID_BODIES: list[tuple[str, Body, str]] = [
     ("cloudAccessToken-number", {**CLOUD, "cloudAccessToken": 7}, "cloudAccessToken"),
     ("cloudAppSecret-list", {**CLOUD, "cloudAppSecret": ["x"]}, "cloudAppSecret"),
     ("cloudVerifyToken-number", {**CLOUD, "cloudVerifyToken": 5}, "cloudVerifyToken"),
-    (
-        "cloudApiBaseUrl-ftp",
-        {**CLOUD, "cloudApiBaseUrl": "ftp://graph.example.com"},
-        "cloudApiBaseUrl",
-    ),
-    ("gatewayBaseUrl-ftp", {**GATEWAY, "gatewayBaseUrl": "ftp://gw.example.com"}, "gatewayBaseUrl"),
     ("gatewayBaseUrl-no-scheme", {**GATEWAY, "gatewayBaseUrl": "gw.example.com"}, "gatewayBaseUrl"),
     ("gatewayBaseUrl-number", {**GATEWAY, "gatewayBaseUrl": 42}, "gatewayBaseUrl"),
     ("gatewayToken-number", {**GATEWAY, "gatewayToken": 42}, "gatewayToken"),

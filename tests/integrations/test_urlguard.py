@@ -6,7 +6,12 @@ import socket
 
 import pytest
 
-from app.integrations.urlguard import UrlNotAllowed, check_url_allowed, is_address_allowed
+from app.integrations.urlguard import (
+    UrlNotAllowed,
+    check_url_allowed,
+    check_url_syntax,
+    is_address_allowed,
+)
 
 DISALLOWED_IPS = [
     ("127.0.0.1", "loopback"),
@@ -152,3 +157,49 @@ def test_unresolvable_host_is_not_checked_when_private_allowed() -> None:
 
 def test_reason_is_a_value_error() -> None:
     assert issubclass(UrlNotAllowed, ValueError)
+
+
+# ---- the rule without DNS (``check_url_syntax``), used when a body is validated ---------------
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("file:///etc/passwd", "scheme must be http or https"),
+        ("ftp://chatwoot.example.com", "scheme must be http or https"),
+        ("javascript:alert(1)", "scheme must be http or https"),
+        ("data:text/html,hi", "scheme must be http or https"),
+        ("http://[::1", "URL is not valid"),
+        ("http://chat woot.example.com", "URL must not contain spaces or control characters"),
+        ("http://chat\x00woot.example.com", "URL must not contain spaces or control characters"),
+        ("https://chat\nwoot.example.com", "URL must not contain spaces or control characters"),
+        ("https://chatwoot.example.com:99999", "port is not valid"),
+        ("https://a:b@chatwoot.example.com", "credentials in the URL are not allowed"),
+        ("https://", "URL must have a host"),
+    ],
+)
+def test_syntax_refusals_name_their_reason(url: str, reason: str) -> None:
+    with pytest.raises(UrlNotAllowed) as refused:
+        check_url_syntax(url)
+
+    assert str(refused.value) == reason
+    with pytest.raises(UrlNotAllowed):
+        check_url_allowed(url, allow_private=True)
+
+
+def test_syntax_gives_host_and_default_port() -> None:
+    assert check_url_syntax("https://Chatwoot.Example.com/app") == ("chatwoot.example.com", 443)
+    assert check_url_syntax("http://chatwoot.example.com:3000") == ("chatwoot.example.com", 3000)
+
+
+def test_host_the_resolver_cannot_encode_does_not_resolve() -> None:
+    with pytest.raises(UrlNotAllowed, match="host does not resolve"):
+        check_url_allowed("https://" + "a" * 64 + ".example.com", allow_private=False)
+
+
+def test_a_resolver_value_error_does_not_resolve() -> None:
+    def refuses(host: str, port: int) -> list[str]:
+        raise ValueError("embedded null character")
+
+    with pytest.raises(UrlNotAllowed, match="host does not resolve"):
+        check_url_allowed("https://chatwoot.example.com", allow_private=False, resolver=refuses)
