@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import dramatiq
 from dramatiq.middleware import Middleware
@@ -20,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 10.0
 SWEEP_IDLE_SECONDS = 10.0
+HEARTBEAT_RETRY_SECONDS = 0.5
 
 
 def wake_lane(direction: str, integration_id: str, chat_key: str) -> None:
@@ -85,10 +85,12 @@ def sweep(idle_seconds: float = SWEEP_IDLE_SECONDS) -> int:
 
 class RecoverySweeper(Middleware):
     """On worker boot, and then every 10 s, re-enqueue stored-but-undelivered events; and
-    every 3 s, say this process is alive (its lane locks are taken over once it is not).
+    every 3 s, say this process is alive (its lanes are taken over once it is not).
 
     Dramatiq hands a killed worker's messages back only after a heartbeat timeout and a rare
-    maintenance pass, so we never rely on it: the database is the source of truth.
+    maintenance pass, so we never rely on it: the database is the source of truth. The
+    heartbeat has its own thread, so a slow sweep never makes a live process look dead; it
+    beats again as soon as Redis is back after a restart.
     """
 
     def __init__(self) -> None:
@@ -96,20 +98,30 @@ class RecoverySweeper(Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop.clear()
-        threading.Thread(target=self._run, name="recovery-sweeper", daemon=True).start()
+        threading.Thread(target=self._beat, name="liveness-heartbeat", daemon=True).start()
+        threading.Thread(target=self._sweep, name="recovery-sweeper", daemon=True).start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop.set()
 
-    def _run(self) -> None:
-        idle = 0.0  # at boot, everything pending is due
-        next_sweep = 0.0
+    def _beat(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
                 liveness.beat()
-                if time.monotonic() >= next_sweep:
-                    sweep(idle)
-                    idle, next_sweep = SWEEP_IDLE_SECONDS, time.monotonic() + SWEEP_INTERVAL_SECONDS
+                failing = False
+            except Exception as exc:  # Redis down: beat again as soon as it is back
+                level = logging.DEBUG if failing else logging.WARNING
+                logger.log(level, "liveness heartbeat failed: %s", type(exc).__name__)
+                failing = True
+            self._stop.wait(HEARTBEAT_RETRY_SECONDS if failing else liveness.HEARTBEAT_SECONDS)
+
+    def _sweep(self) -> None:
+        idle = 0.0  # at boot, everything pending is due
+        while not self._stop.is_set():
+            try:
+                sweep(idle)
+                idle = SWEEP_IDLE_SECONDS
             except Exception:  # the sweeper must keep running; the failure is logged
                 logger.exception("recovery sweep failed")
-            self._stop.wait(liveness.HEARTBEAT_SECONDS)
+            self._stop.wait(SWEEP_INTERVAL_SECONDS if idle else liveness.HEARTBEAT_SECONDS)

@@ -46,6 +46,7 @@ class IntegrationBroken(Exception):
 
 class InboundHandler:
     direction = DIRECTION_INBOUND
+    asserts_claim = False  # the lane re-asserts the claim before each event
 
     def __init__(self, wake: Waker) -> None:
         self._wake = wake

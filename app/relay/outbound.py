@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from app.integrations.chatwoot import ChatwootClient
 from app.integrations.chatwoot_files import FetchedFile
 from app.integrations.whatsapp.send import OutgoingMedia, SendResult, WhatsAppSender
+from app.relay import claims
 from app.relay.chatwoot_events import AgentReply, OutboundAttachment
 from app.relay.message_map import remember_message
 from app.relay.outbound_format import markdown_to_whatsapp, signed
 from app.store.db import database
-from app.store.models import ChatwootIntegration, MessageMap, RelayEvent
+from app.store.models import ChatLink, ChatwootIntegration, MessageMap, RelayEvent
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +87,20 @@ def quoted_whatsapp_id(integration: ChatwootIntegration, reply: AgentReply) -> s
 def send_part(
     context: OutboundContext, reply: AgentReply, part: Part, reply_to: str | None
 ) -> SendResult:
-    """Send one part (raises the sender's Send* exceptions, or RemoteError for the file)."""
+    """Send one part (raises the sender's Send* exceptions, or RemoteError for the file).
+
+    It goes to the identifier the customer last wrote from (the chat's ``reply_address``: a
+    phone number, or a BSUID when they wrote without one), else to the contact inbox's
+    source id."""
+    link = ChatLink.get_or_none(
+        (ChatLink.integration == context.integration) & (ChatLink.chat_key == reply.recipient)
+    )
+    to = str(link.reply_address) if link is not None and link.reply_address else reply.recipient
     if part.attachment is None:
-        return context.sender.send_text(reply.recipient, part.text or "", reply_to=reply_to)
+        return context.sender.send_text(to, part.text or "", reply_to=reply_to)
     media = _media(context, part.attachment)
     caption = part.text if media.kind in CAPTIONED_KINDS else None
-    return context.sender.send_media(reply.recipient, media, caption=caption, reply_to=reply_to)
+    return context.sender.send_media(to, media, caption=caption, reply_to=reply_to)
 
 
 def _media(context: OutboundContext, attachment: OutboundAttachment) -> OutgoingMedia:
@@ -116,8 +125,10 @@ def _media(context: OutboundContext, attachment: OutboundAttachment) -> Outgoing
 
 def mark_sending(row: RelayEvent) -> None:
     """Committed right before a send call: if the worker dies before the call's outcome is
-    recorded, the next run knows this part may have gone out (and waits for evidence)."""
-    RelayEvent.update(sending=True).where(RelayEvent.id == row.id).execute()
+    recorded, the next run knows this part may have gone out (and waits for evidence). It
+    re-asserts the drain's claim on the event too: :class:`~app.relay.claims.ClaimLost` (and
+    no send) when another drain owns it now."""
+    claims.reassert(row, sending=True)
 
 
 def record_sent_part(
@@ -132,8 +143,6 @@ def record_sent_part(
             reply.conversation_id,
             "outgoing",
         )
-        RelayEvent.update(progress=RelayEvent.progress + 1, unconfirmed=False).where(
-            RelayEvent.id == row.id
-        ).execute()
+        claims.update_owned(row, progress=RelayEvent.progress + 1, unconfirmed=False)
     row.progress += 1
     return woken

@@ -30,7 +30,7 @@ from app.integrations.whatsapp.send import (
     SendOutcomeUnknown,
     SendRetryLater,
 )
-from app.relay import lanes
+from app.relay import claims, lanes
 from app.relay.chatwoot_events import AgentReply
 from app.relay.context import outbound_context
 from app.relay.message_map import advances, record_sent
@@ -59,6 +59,7 @@ Waker = Callable[[str, str, str], None]  # direction, integration id, chat key
 
 class OutboundHandler:
     direction = DIRECTION_OUTBOUND
+    asserts_claim = True  # folded into ``mark_sending``, right before each send
 
     def __init__(self, wake: Waker) -> None:
         self._wake = wake
@@ -148,14 +149,15 @@ def _attachment_failed(
 def await_confirmation(row: RelayEvent, reason: str) -> lanes.Step:
     """Hold a reply whose last send may have gone out, until evidence or the window's end."""
     window = get_settings().unconfirmed_send_seconds
-    RelayEvent.update(
+    claims.update_owned(
+        row,
         unconfirmed=True,
-        in_flight=False,
         sending=False,
         attempts=row.attempts + 1,
         last_error=f"outcome unknown ({reason}); waiting {window:.0f}s for WhatsApp to confirm",
         next_attempt_at=utcnow() + dt.timedelta(seconds=window),
-    ).where(RelayEvent.id == row.id).execute()
+        **claims.released(),
+    )
     logger.warning("reply event %s unconfirmed: %s", row.id, reason)
     return lanes.Step("retry", window)
 
@@ -163,5 +165,5 @@ def await_confirmation(row: RelayEvent, reason: str) -> lanes.Step:
 def _resend_after_window(row: RelayEvent) -> None:
     """No confirmation came: send again (committed first, so a crash now waits once more)."""
     logger.warning("reply event %s was not confirmed in time; sending it again", row.id)
-    RelayEvent.update(unconfirmed=False).where(RelayEvent.id == row.id).execute()
+    claims.update_owned(row, unconfirmed=False)
     row.unconfirmed = False

@@ -190,6 +190,10 @@ class RelayEvent(BaseModel):
     progress = peewee.IntegerField(default=0)  # parts of a multi-part send already sent
     sending = peewee.BooleanField(default=False)  # a send call is (or was, if cut off) under way
     unconfirmed = peewee.BooleanField(default=False)  # a send whose outcome is unknown
+    # the drain that owns the event (its lane lock token, naming the worker process) and
+    # until when, unless it re-asserts the claim (app/relay/claims.py)
+    claim_token = peewee.CharField(max_length=80, null=True)
+    claimed_until = peewee.DateTimeField(null=True)
     last_error = peewee.TextField(default="")
     next_attempt_at = peewee.DateTimeField(null=True)
     delivered_at = peewee.DateTimeField(null=True)
@@ -204,7 +208,13 @@ class RelayEvent(BaseModel):
 
 class ChatLink(BaseModel):
     """What Chatwoot calls a chat: contact, contact-inbox source id and conversation, kept
-    locally so that a message in an ongoing chat costs one Chatwoot call."""
+    locally so that a message in an ongoing chat costs one Chatwoot call.
+
+    ``reply_address``: where agent replies go, the identifier (phone or BSUID) the customer
+    last wrote from; ``None`` until an incoming message was delivered (replies then go to the
+    contact inbox's source id). ``contact_phone``: the phone number the Chatwoot contact has,
+    or was once given by us (a contact first known by its BSUID gets its number once).
+    """
 
     integration = peewee.ForeignKeyField(
         ChatwootIntegration, backref="chat_links", on_delete="CASCADE"
@@ -214,6 +224,8 @@ class ChatLink(BaseModel):
     source_id = peewee.CharField(max_length=255, null=True)
     conversation_id = peewee.IntegerField(null=True)
     conversation_status = peewee.CharField(max_length=16, null=True)
+    reply_address = peewee.CharField(max_length=255, null=True)
+    contact_phone = peewee.CharField(max_length=32, null=True)
 
     class Meta:
         indexes = ((("integration", "chat_key"), True),)
