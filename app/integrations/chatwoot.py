@@ -219,6 +219,7 @@ class ChatwootClient:
         identifier: str | None = None,
         avatar_url: str | None = None,
         custom_attributes: Mapping[str, Any] | None = None,
+        additional_attributes: Mapping[str, Any] | None = None,
     ) -> JSONDict:
         """``POST .../contacts`` with a contact inbox for ``source_id``.
 
@@ -234,10 +235,20 @@ class ChatwootClient:
                 "identifier": identifier,
                 "avatar_url": avatar_url,
                 "custom_attributes": dict(custom_attributes) if custom_attributes else None,
+                "additional_attributes": (
+                    dict(additional_attributes) if additional_attributes else None
+                ),
             }
         )
         result = self._call("POST", self._account_path("/contacts"), creating=True, json=body)
         return _as_dict(_payload(result), "contact")
+
+    def update_contact(self, contact_id: int, fields: Mapping[str, Any]) -> JSONDict:
+        """``PUT .../contacts/{id}``: set the given fields (``phone_number``, ``name``,
+        ``additional_attributes`` — merged into the stored ones by Chatwoot); returns the
+        contact (unwrapped). A phone number another contact has is ``RemoteUnprocessable``."""
+        path = self._account_path(f"/contacts/{contact_id}")
+        return _as_dict(_payload(self._call("PUT", path, json=dict(fields))), "contact")
 
     def search_contacts(self, query: str) -> list[JSONDict]:
         """``GET .../contacts/search?q=``: matching contacts (first page, unwrapped)."""

@@ -9,12 +9,13 @@ Per-chat lanes guarantee that only one worker resolves a given chat at a time.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.integrations.chatwoot import ChatwootClient
 from app.integrations.errors import RemoteNotFound, RemoteUnprocessable
 from app.relay.messages import InboundMessage
-from app.relay.phones import e164
+from app.relay.phones import e164, is_bsuid
 from app.store.models import ChatLink, ChatwootIntegration
 
 logger = logging.getLogger(__name__)
@@ -115,11 +116,60 @@ def _reusable_conversation(
     return None
 
 
-def _contact_fields(message: InboundMessage) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ContactFields:
+    """What a new Chatwoot contact is created with."""
+
+    name: str
+    phone_number: str | None = None
+    additional_attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def _phone_of(message: InboundMessage) -> str | None:
+    """The customer's number (``+`` E.164) when this message names one: ``chat_id`` is the
+    canonical number whenever WhatsApp gave it, else a BSUID (or a LID on a gateway)."""
+    if message.is_group or not message.chat_id.isdigit():
+        return None
+    return e164(message.chat_id)
+
+
+def _bsuid_of(message: InboundMessage) -> str | None:
+    """The customer's business-scoped user id in this message (not the parent one)."""
+    for identifier in (message.chat_id, *message.chat_aliases):
+        if is_bsuid(identifier) and ".ENT." not in identifier:
+            return identifier
+    return None
+
+
+def identity_attributes(message: InboundMessage) -> dict[str, Any]:
+    """The contact's ``additional_attributes`` for the identifiers that are not a phone.
+
+    The username is kept where Chatwoot's own WhatsApp channel keeps it
+    (``social_profiles.whatsapp`` and ``social_whatsapp_user_name``, see Chatwoot's
+    ``Whatsapp::IdentifierSyncService``); the BSUID as ``social_whatsapp_user_id``, named the
+    way Chatwoot's TikTok channel names its user id (``social_tiktok_user_id``).
+    """
     if message.is_group:
-        return {"name": message.chat_name or message.chat_id, "phone_number": None}
-    name = message.chat_name or message.sender_name or e164(message.chat_id)
-    return {"name": name, "phone_number": e164(message.chat_id)}
+        return {}
+    attributes: dict[str, Any] = {}
+    username = (message.username or "").lstrip("@")
+    if username:
+        attributes["social_profiles"] = {"whatsapp": username}
+        attributes["social_whatsapp_user_name"] = username
+    bsuid = _bsuid_of(message)
+    if bsuid:
+        attributes["social_whatsapp_user_id"] = bsuid
+    return attributes
+
+
+def _contact_fields(message: InboundMessage) -> ContactFields:
+    if message.is_group:
+        return ContactFields(message.chat_name or message.chat_id)
+    phone = _phone_of(message)
+    # in a business message (an echo) the sender is the business, not the customer
+    sender = message.sender_name if message.direction == "incoming" else None
+    name = message.chat_name or sender or message.username or phone or message.chat_id
+    return ContactFields(name, phone, identity_attributes(message))
 
 
 def _ensure_contact(
@@ -133,14 +183,23 @@ def _ensure_contact(
     fields = _contact_fields(message)
     inbox_id = _inbox_id(integration)
     try:
-        created = client.create_contact(inbox_id, source_id, fields["name"], fields["phone_number"])
+        created = client.create_contact(
+            inbox_id,
+            source_id,
+            fields.name,
+            fields.phone_number,
+            additional_attributes=fields.additional_attributes or None,
+        )
     except RemoteUnprocessable as exc:
         logger.info("contact for chat exists in Chatwoot (%s); linking it", exc.detail)
-        link.contact_id = _existing_contact(client, inbox_id, source_id, fields["phone_number"])
+        found = _existing_contact(client, inbox_id, source_id, fields.phone_number)
+        link.contact_id = int(found["id"])
+        link.contact_phone = found.get("phone_number") or None
         link.source_id = source_id
         link.save()
         return False
     link.contact_id = int(created["contact"]["id"])
+    link.contact_phone = fields.phone_number
     link.source_id = str((created.get("contact_inbox") or {}).get("source_id") or source_id)
     link.save()
     return True
@@ -148,14 +207,51 @@ def _ensure_contact(
 
 def _existing_contact(
     client: ChatwootClient, inbox_id: int, source_id: str, phone_number: str | None
-) -> int:
+) -> dict[str, Any]:
     found = client.filter_contact_inbox(inbox_id, source_id)
     if found is not None:
-        return int(found["id"])
+        return found
     if phone_number is None:
         raise RemoteUnprocessable(f"no contact with source id {source_id} in inbox {inbox_id}")
     for candidate in client.search_contacts(phone_number):
         if candidate.get("phone_number") == phone_number:
             client.create_contact_inbox(int(candidate["id"]), inbox_id, source_id)
-            return int(candidate["id"])
+            return candidate
     raise RemoteUnprocessable(f"Chatwoot refused the contact and none matches {phone_number}")
+
+
+def complete_contact(client: ChatwootClient, link: ChatLink, message: InboundMessage) -> None:
+    """Give a contact first known without a number (a BSUID-only customer) the number a later
+    message of theirs brings, once: a number another contact already has (422) is logged and
+    left alone, and the message is relayed all the same."""
+    phone = _phone_of(message)
+    if phone is None or message.direction != "incoming" or link.contact_id is None:
+        return
+    if link.contact_phone is not None:
+        return
+    contact_id = int(link.contact_id)
+    current = client.get_contact(contact_id).get("phone_number") or None
+    if current is None:
+        fields: dict[str, Any] = {"phone_number": phone}
+        attributes = identity_attributes(message)
+        if attributes:
+            fields["additional_attributes"] = attributes
+        try:
+            client.update_contact(contact_id, fields)
+            current = phone
+        except RemoteUnprocessable as exc:
+            logger.warning(
+                "contact %s keeps no phone number: Chatwoot refused it (%s)", contact_id, exc.detail
+            )
+    link.contact_phone = current or phone
+    link.save()
+
+
+def remember_reply_address(link: ChatLink, message: InboundMessage) -> None:
+    """After an incoming message was delivered: replies now go where the customer wrote from."""
+    if message.direction != "incoming" or message.is_group:
+        return
+    address = message.reply_address or message.chat_id
+    if link.reply_address != address:
+        link.reply_address = address
+        link.save()

@@ -83,7 +83,7 @@ def deliver(context: InboundContext, row: RelayEvent, interrupted: bool) -> Outc
     """
     event = event_from_json(row.payload)
     if isinstance(event, StatusUpdate):
-        return _apply_status(context, event)
+        return _apply_status(context, event, row.chat_key)
     return _post_message(context, row, event, interrupted)
 
 
@@ -94,14 +94,16 @@ def _post_message(
         return Delivered()
     link = chats.link_for(context.integration, row.chat_key)
     conversation_id = chats.ensure_conversation(context.client, context.integration, link, message)
+    chats.complete_contact(context.client, link, message)
     if interrupted:
         already = _find_posted(context.client, conversation_id, message.message_id)
         if already is not None:
             logger.info("event %s was already in Chatwoot as message %s", row.id, already)
+            chats.remember_reply_address(link, message)
             return Delivered(_link(message, already, conversation_id))
     rendered = render_inbound(message)
     attachments = []
-    if rendered.needs_media and message.media is not None:
+    if rendered.needs_media and message.media is not None:  # never when media_error is set
         downloaded = _download(context, message.media)
         attachments.append(
             Attachment(downloaded.filename, downloaded.content_type, downloaded.data)
@@ -119,12 +121,14 @@ def _post_message(
         chats.forget_conversation(link)
         raise
     message_id = int(posted["id"])
+    chats.remember_reply_address(link, message)
     return Delivered(_link(message, message_id, conversation_id))
 
 
 def _is_own_reply(context: InboundContext, row: RelayEvent, message: InboundMessage) -> bool:
-    """Is this business message (gateway echo) one of our own sends? Those are already in
-    Chatwoot as the agent's reply and must not appear twice."""
+    """Is this business message (a gateway echo, a Cloud ``smb_message_echoes`` entry) one of
+    our own sends? Those are already in Chatwoot as the agent's reply and must not appear
+    twice; they are known by WhatsApp message id (the message map, or an unconfirmed send)."""
     integration = context.integration
     known = (
         MessageMap.select()
@@ -166,19 +170,21 @@ def _link(message: InboundMessage, chatwoot_id: int, conversation_id: int) -> Me
     return MessageLink(message.message_id, chatwoot_id, conversation_id, message.direction)
 
 
-def _apply_status(context: InboundContext, status: StatusUpdate) -> Outcome:
+def _apply_status(context: InboundContext, status: StatusUpdate, chat_key: str) -> Outcome:
+    """Tick the agent's message. ``chat_key`` is the lane the intake resolved (the status may
+    name the customer by a BSUID while the chat is keyed by the phone, or the other way)."""
     integration = context.integration
     mapped = MessageMap.get_or_none(
         (MessageMap.integration == integration)
         & (MessageMap.whatsapp_message_id == status.message_id)
     )
-    if mapped is None and confirmations.adopt(integration, status.chat_id, status.message_id):
-        context.wake(DIRECTION_OUTBOUND, integration.id, status.chat_id)
+    if mapped is None and confirmations.adopt(integration, chat_key, status.message_id):
+        context.wake(DIRECTION_OUTBOUND, integration.id, chat_key)
         mapped = MessageMap.get_or_none(
             (MessageMap.integration == integration)
             & (MessageMap.whatsapp_message_id == status.message_id)
         )
-    if mapped is None and confirmations.send_in_progress(integration, status.chat_id):
+    if mapped is None and confirmations.send_in_progress(integration, chat_key):
         # WhatsApp may report a message before our send call has even returned its id
         raise EchoOfOwnReply(status.message_id)
     if mapped is None:

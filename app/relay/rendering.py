@@ -65,7 +65,9 @@ def render_inbound(msg: InboundMessage) -> RenderedMessage:
         attributes["in_reply_to_external_id"] = reply_to
     if msg.is_group:
         content = _sender_prefix(msg) + ("\n" + content if content else "")
-    needs_media = msg.kind in MEDIA_KINDS and msg.media is not None
+    if msg.media_error is not None:
+        content = _media_error_note(msg, content)
+    needs_media = msg.kind in MEDIA_KINDS and msg.media is not None and msg.media_error is None
     return RenderedMessage(content, attributes, needs_media)
 
 
@@ -180,9 +182,37 @@ def _render_plain(msg: InboundMessage) -> str:
 
 
 def _render_reaction(msg: InboundMessage) -> str:
+    """A quote of the reacted message carries the context; without one, the emoji alone."""
     if not msg.reaction_emoji:
         return "Removed a reaction"
+    if msg.reaction_to is None:
+        return f"Reacted {msg.reaction_emoji}"
     return f"Reacted {msg.reaction_emoji} to a message"
+
+
+def _render_edit(msg: InboundMessage) -> str:
+    """Quoting the edited message (``quoted_id``): what it says now."""
+    if not msg.text:
+        return "✏️ Edited this message"
+    return f"✏️ Edited: {whatsapp_to_markdown(msg.text)}"
+
+
+def _render_revoke(msg: InboundMessage) -> str:
+    """Quoting the deleted message (``quoted_id``); the original stays in Chatwoot."""
+    return "🗑️ Deleted this message"
+
+
+def _media_error_note(msg: InboundMessage, content: str) -> str:
+    """The caption (if any), then which attachment WhatsApp could not provide, and why."""
+    media = msg.media
+    what: str = msg.kind if msg.kind in MEDIA_KINDS else "attachment"
+    if media is not None and media.voice:
+        what = "voice message"
+    if media is not None and media.filename:
+        what += f" “{escape_markdown(media.filename)}”"
+    reason = escape_markdown(msg.media_error or "unknown error")
+    note = f"⚠️ The {what} could not be fetched from WhatsApp: {reason}"
+    return f"{content}\n\n{note}" if content else note
 
 
 def _render_unsupported(msg: InboundMessage) -> str:
@@ -203,4 +233,6 @@ _RENDERERS: dict[str, Callable[[InboundMessage], str]] = {
     "reaction": _render_reaction,
     "unsupported": _render_unsupported,
     "system": _render_system,
+    "edit": _render_edit,
+    "revoke": _render_revoke,
 }

@@ -5,10 +5,11 @@
         token = cw.add_user("Ada", {account_id: "administrator"})
         httpx.get(f"{cw.base_url}/api/v1/profile", headers={"api_access_token": token})
 
-Every request body is validated against Chatwoot's swagger (``schema_errors``), every request is
-recorded (``calls``), and faults can be injected per method + path regex (``fail_next``,
-``set_delay``). Endpoint behaviour lives in ``chatwoot_api.py`` / ``chatwoot_conversations.py``,
-JSON shapes in ``chatwoot_views.py``, body parsing and validation in ``chatwoot_schema.py``.
+Every request body is validated against our description of Chatwoot's API
+(``contracts/chatwoot.json``; ``schema_errors``), every request is recorded (``calls``), and
+faults can be injected per method + path regex (``fail_next``, ``set_delay``). Endpoint
+behaviour lives in ``chatwoot_api.py`` / ``chatwoot_conversations.py``, JSON shapes in
+``chatwoot_views.py``, body parsing and validation in ``chatwoot_schema.py``.
 
 Manual use: ``python -m tests.fakes.chatwoot --port 3000`` (prints an account id and a token).
 """
@@ -38,11 +39,11 @@ from tests.fakes.chatwoot_schema import (
     parse_body,
 )
 from tests.fakes.chatwoot_views import ApiError
+from tests.fakes.contracts import contract_path
 from tests.fakes.server import FakeServer
 from tests.fakes.server import RecordedCall as RecordedCall  # re-exported for tests
-from tests.reference import chatwoot_swagger
 
-DEFAULT_SWAGGER = chatwoot_swagger()
+DEFAULT_SWAGGER = contract_path("chatwoot")  # our description of Chatwoot's API, not the swagger
 SECRET_HEADERS = ("api_access_token", "api-access-token", "authorization", "cookie")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ACC = "/api/v1/accounts/{account_id:int}"
@@ -58,6 +59,7 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("POST", ACC + "/contacts", "create_contact", "account"),
     ("GET", ACC + "/contacts/search", "search_contacts", "account"),
     ("GET", ACC + "/contacts/{id:int}", "show_contact", "account"),
+    ("PUT", ACC + "/contacts/{id:int}", "update_contact", "account"),
     ("GET", ACC + "/contacts/{id:int}/conversations", "contact_conversations", "account"),
     ("POST", ACC + "/contacts/{id:int}/contact_inboxes", "create_contact_inbox", "account"),
     ("POST", ACC + "/contact_inboxes/filter", "filter_contact_inboxes", "account"),

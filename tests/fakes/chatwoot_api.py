@@ -229,13 +229,20 @@ class ChatwootState:
             raise views.unauthorized(views.NOT_AUTHORIZED_ACTION)
 
     # ---- contacts ----
-    def _contact_errors(self, account_id: int, fields: dict[str, Any]) -> list[tuple[str, str]]:
-        """Contact model validations: e164 phone; phone, identifier, email unique per account."""
+    def _contact_errors(
+        self, account_id: int, fields: dict[str, Any], exclude: int | None = None
+    ) -> list[tuple[str, str]]:
+        """Contact model validations: e164 phone; phone, identifier, email unique per account
+        (``exclude``: the contact being updated)."""
         errors: list[tuple[str, str]] = []
         phone = fields.get("phone_number")
         if phone and not E164.fullmatch(str(phone)):
             errors.append(("phone_number", "Phone number should be in e164 format"))
-        peers = [c for c in self.contacts.values() if c["account_id"] == account_id]
+        peers = [
+            c
+            for c in self.contacts.values()
+            if c["account_id"] == account_id and c["id"] != exclude
+        ]
         for attr, label in (
             ("phone_number", "Phone number"),
             ("identifier", "Identifier"),
@@ -306,6 +313,25 @@ class ChatwootState:
 
     def show_contact(self, ctx: Ctx) -> Reply:
         return 200, {"payload": self._render_contact(self._contact(ctx, ctx.path["id"]))}
+
+    def update_contact(self, ctx: Ctx) -> Reply:
+        """ContactsController#update: the permitted fields assigned, ``additional_attributes``
+        and ``custom_attributes`` merged into the stored ones, the model's validations."""
+        contact = self._contact(ctx, ctx.path["id"])
+        p = ctx.params
+        others = {k: v for k, v in p.items() if k in ("phone_number", "identifier", "email")}
+        errors = self._contact_errors(ctx.account_id, others, exclude=contact["id"])
+        if errors:
+            raise record_invalid(errors)
+        for key in ("name", "email", "phone_number", "identifier"):
+            if key in p:
+                contact[key] = p[key] or None if key != "name" else p[key] or ""
+        if "blocked" in p:
+            contact["blocked"] = truthy(p["blocked"])
+        for key in ("additional_attributes", "custom_attributes"):
+            if isinstance(p.get(key), dict):
+                contact[key] = {**contact[key], **p[key]}
+        return 200, {"payload": self._render_contact(contact)}
 
     def search_contacts(self, ctx: Ctx) -> Reply:
         q = (ctx.query.get("q") or "").strip()

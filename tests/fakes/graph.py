@@ -7,10 +7,10 @@
 
 ``base_url`` plays ``https://graph.facebook.com/v23.0``. Served, as Meta's v23.0 spec describes:
 ``GET``/``DELETE /{media-id}``, ``POST /{phone-number-id}/media`` (multipart upload),
-``POST /{phone-number-id}/messages`` (body checked against the spec's ``Message`` schema with
-the errata of :func:`_apply_errata`), and the short-lived download URL ``GET /{media-id}`` hands
-out (``/whatsapp_business/attachments/?mid=..&ext=..&hash=..``, like lookaside.fbsbx.com), which
-needs the same bearer token. Errors use Graph's envelope
+``POST /{phone-number-id}/messages`` (body checked against our description of the API,
+``contracts/graph.json``, by :mod:`tests.fakes.graph_contract`), and the short-lived download
+URL ``GET /{media-id}`` hands out (``/whatsapp_business/attachments/?mid=..&ext=..&hash=..``,
+like lookaside.fbsbx.com), which needs the same bearer token. Errors use Graph's envelope
 ``{"error": {"message", "type", "code", "error_subcode"?, "error_data"?, "fbtrace_id"}}`` and
 Meta's HTTP statuses: an unknown or foreign object id is ``400`` code 100 subcode 33 (Graph
 never says 404 for it), a bad token ``401`` code 190, an expired or forged download URL ``404``.
@@ -28,25 +28,21 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import yaml
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.chatwoot_schema import parse_multipart
+from tests.fakes.graph_contract import BSUID, message_validators
+from tests.fakes.graph_contract import DEFAULT_SPEC as DEFAULT_SPEC  # re-exported for tests
+from tests.fakes.graph_contract import message_problems as message_problems  # re-exported
 from tests.fakes.server import HOST, FakeServer, RecordedCall, _Rule, take_rule, unused_port
-from tests.reference import whatsapp_cloud_dir
 
-DEFAULT_SPEC = whatsapp_cloud_dir() / "meta-business-messaging-api-v23.0.yaml"
 VERSION = "v23.0"
 DOWNLOAD_PATH = "/whatsapp_business/attachments/"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -123,7 +119,7 @@ def status_webhook(
     error_code: int | None = None,
     timestamp: int | None = None,
 ) -> dict[str, Any]:
-    """A ``statuses[]`` webhook body (shape of reference/whatsapp-cloud/status_*.json)."""
+    """A ``statuses[]`` webhook body (shape of tests/data/whatsapp_cloud/status_*.json)."""
     entry: dict[str, Any] = {
         "id": message_id,
         "status": status,
@@ -151,104 +147,6 @@ def status_webhook(
     }
 
 
-# ---- the spec's request schema for POST /{Phone-Number-ID}/messages ----
-
-
-def _flatten(node: Any, schemas: dict[str, Any]) -> Any:
-    """Merge ``allOf`` lists where a part says ``additionalProperties: false``.
-
-    The spec writes ``allOf: [BaseMessageProperties, {additionalProperties: false, ...}]``, which
-    in JSON Schema rejects ``to`` and ``messaging_product``; Meta means one merged object.
-    """
-    if isinstance(node, list):
-        return [_flatten(item, schemas) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _flatten(value, schemas) for key, value in node.items()}
-    parts = [
-        schemas[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in node.get("allOf", ())
-    ]
-    if not any(part.get("additionalProperties") is False for part in parts):
-        return node
-    merged: dict[str, Any] = {
-        "type": "object",
-        "properties": {},
-        "required": [],
-        "additionalProperties": False,
-    }
-    for part in (_flatten(p, schemas) for p in parts):
-        merged["properties"].update(part.get("properties", {}))
-        merged["required"] += [r for r in part.get("required", []) if r not in merged["required"]]
-    return {**{k: v for k, v in node.items() if k != "allOf"}, **merged}
-
-
-def _apply_errata(schemas: dict[str, Any]) -> None:
-    """Where the spec contradicts its own examples (and Meta's behaviour), follow the examples.
-
-    ``recipient_type`` defaults to "individual" and ``type`` to "text" (examples omit both);
-    location coordinates are numbers in the examples; no template example has a language
-    ``policy``, and a button ``index`` of 0 fails the spec's pattern ``^[2-6, 11-14]$``.
-    """
-    base = schemas["BaseMessageProperties"]
-    base["required"] = [r for r in base["required"] if r not in ("recipient_type", "type")]
-    location = schemas["LocationMessage"]["allOf"][1]["properties"]["location"]["properties"]
-    for key in ("latitude", "longitude"):
-        location[key] = {"type": ["number", "string"]}
-    schemas["LanguageObject"]["required"] = ["code"]
-    index = {"type": ["string", "integer"]}
-    schemas["TemplateComponent"]["properties"]["index"] = index
-    schemas["ButtonComponent"]["allOf"][1]["properties"]["index"] = index
-
-
-READ_RECEIPT = {
-    "type": "object",
-    "required": ["messaging_product", "status", "message_id"],
-    "additionalProperties": False,
-    "properties": {
-        "messaging_product": {"const": "whatsapp"},
-        "status": {"const": "read"},
-        "message_id": {"type": "string"},
-        "typing_indicator": {"type": "object"},
-    },
-}
-
-
-@lru_cache(maxsize=2)
-def message_validators(spec_path: str) -> dict[str, Draft202012Validator]:
-    """One validator per message ``type`` (the spec's discriminator), plus ``"read"`` receipts."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(spec_path, encoding="utf-8") as handle:
-        spec = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
-    raw = spec["components"]["schemas"]
-    _apply_errata(raw)
-    schemas = {name: _flatten(schema, raw) for name, schema in raw.items()}
-    resource = Resource.from_contents(
-        {"components": {"schemas": schemas}}, default_specification=DRAFT202012
-    )
-    registry: Registry[Any] = Registry().with_resource("urn:meta-spec", resource)
-    mapping = schemas["Message"]["discriminator"]["mapping"]
-    validators = {
-        kind: Draft202012Validator({"$ref": f"urn:meta-spec{ref}"}, registry=registry)
-        for kind, ref in mapping.items()
-    }
-    validators["read"] = Draft202012Validator(READ_RECEIPT)
-    return validators
-
-
-def message_problems(body: Any, spec_path: str | Path = DEFAULT_SPEC) -> list[str]:
-    """Why ``body`` is not a valid send-message request (empty when it is)."""
-    if not isinstance(body, dict):
-        return ["<body>: not a JSON object"]
-    validators = message_validators(str(spec_path))
-    kind = "read" if "status" in body else body.get("type", "text")
-    if kind not in validators:
-        return [f"type: unsupported message type {kind!r}"]
-    return [
-        f"{'/'.join(map(str, e.absolute_path)) or '<body>'}: {e.message[:200]}"
-        for e in validators[kind].iter_errors(body)
-    ]
-
-
 # ---- the server ----
 
 
@@ -272,10 +170,14 @@ class StoredMedia:
 
 @dataclass
 class SentMessage:
+    """A message Graph accepted. ``to`` is where it went (``to`` or ``recipient``);
+    ``dropped``: answered 200 but never delivered, as Meta does with a BSUID in ``to``."""
+
     phone_number_id: str
     message_id: str
     to: str
     body: dict[str, Any]
+    dropped: bool = False
 
 
 @dataclass
@@ -528,19 +430,33 @@ class FakeGraph(FakeServer):
         if body.get("status") == "read":
             self.read_receipts.append(copy.deepcopy(body))
             return JSONResponse({"success": True})
-        to = str(body["to"])
-        fault = take_rule(self._recipient_faults, "POST", _digits(to))
+        # Meta: ``to`` wins when both are given; a BSUID in ``to`` is accepted and dropped
+        to = str(body["to"] if "to" in body else body["recipient"])
+        fault = take_rule(self._recipient_faults, "POST", _digits(to) or to)
         if fault is not None:
             return fault_response(fault.status, fault.body)
         message_id = "wamid." + secrets.token_urlsafe(36)
-        self.sent.append(SentMessage(phone_number_id, message_id, to, copy.deepcopy(body)))
+        dropped = "to" in body and BSUID.fullmatch(to.strip()) is not None
+        sent = SentMessage(phone_number_id, message_id, to, copy.deepcopy(body), dropped)
+        self.sent.append(sent)
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": self._wa_ids.get(_digits(to), _digits(to))}],
+                "contacts": [self._contact_of(body, to)],
                 "messages": [{"id": message_id}],
             }
         )
+
+    def _contact_of(self, body: dict[str, Any], to: str) -> dict[str, str]:
+        """``contacts[0]`` of the answer: ``wa_id`` for a number, ``user_id`` for a BSUID."""
+        if "to" not in body:
+            return {"input": to, "user_id": to}
+        return {"input": to, "wa_id": self._wa_ids.get(_digits(to), _digits(to))}
+
+    @property
+    def delivered(self) -> list[SentMessage]:
+        """The sent messages that would reach someone (not silently dropped)."""
+        return [s for s in self.sent if not s.dropped]
 
     def unknown_path(self, ctx: _Request) -> Response:
         raise GraphError(400, graph_error(2500, f"Unknown path components: /{ctx.path['rest']}"))

@@ -43,7 +43,7 @@ policy block, 131031 account locked, 131042 payment,
 130497 country restricted, 131049/131050 marketing limits
 ==========================================================  ====================================
 
-Sources: the v23.0 spec in ``shared/reference/whatsapp-cloud`` (``ErrorObject``: ``message``,
+Sources: Meta's v23.0 OpenAPI description (``ErrorObject``: ``message``,
 ``type``, ``code``, ``error_subcode``, ``is_transient``, ``error_user_title``; request schemas;
 131051 is the only code it names); Meta's "Error codes" page
 (developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes: handle by
@@ -88,6 +88,7 @@ from app.integrations.whatsapp.send import (
     post_once,
     read_timeout,
 )
+from app.relay.phones import is_bsuid
 
 __all__ = [
     "ACCOUNT_LEVEL_CODES",
@@ -277,10 +278,14 @@ class CloudSender:
     # --- plumbing -------------------------------------------------------------------------------
 
     def _envelope(self, to: str, kind: str, reply_to: str | None) -> dict[str, Any]:
+        """The common fields. A phone number goes in ``to``; a business-scoped user id (a
+        customer known by username only) in ``recipient``: Meta accepts a BSUID in ``to``
+        with 200 and then silently drops the message."""
+        address = "recipient" if is_bsuid(to) else "to"
         body: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to,
+            address: to.strip(),
             "type": kind,
         }
         if reply_to:
