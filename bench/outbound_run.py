@@ -24,7 +24,7 @@ from bench.harness import REPO, FakeChatwootProcess, to_epoch, wait_for
 from bench.loadgen import LoadResult, Request, percentile, run_load
 from bench.runtime import bare_starlette, drain_rate
 from tests.integration.stack import Stack
-from tests.reference import reference_dir
+from tests.reference import chatwoot_dir
 from tests.relay.bridge import APP_SECRET, PHONE_NUMBER_ID, sign, text_body
 
 ACCESS_TOKEN = "EAAG-bench-outbound"
@@ -123,10 +123,8 @@ def agent_replies(
 
 
 def webhook_requests(target: Target, replies: list[tuple[str, int, str]]) -> list[Request]:
-    """What Chatwoot POSTs for each reply, shaped like the reference example and signed."""
-    template = json.loads(
-        (reference_dir() / "chatwoot" / "webhook-message-created.example.json").read_text()
-    )
+    """What Chatwoot POSTs for each reply, shaped like our test data's example and signed."""
+    template = json.loads((chatwoot_dir() / "webhook-message-created.example.json").read_text())
     requests = []
     for number, message_id, content in replies:
         body: dict[str, Any] = copy.deepcopy(template)

@@ -142,7 +142,7 @@ def chatwoot_server() -> Iterator[FakeChatwoot]:
 
 @pytest.fixture
 def chatwoot(chatwoot_server: FakeChatwoot) -> Iterator[FakeChatwoot]:
-    """The fake Chatwoot, emptied for each test; every request must match the swagger."""
+    """The fake Chatwoot, emptied for each test; every request must match its API description."""
     chatwoot_server.reset()
     yield chatwoot_server
     assert chatwoot_server.schema_errors == []

@@ -1,9 +1,9 @@
 """Request-body parsing and contract validation for the fake Chatwoot.
 
-Every request body the fake receives is checked against Chatwoot's own OpenAPI 3.1 spec
-(``shared/reference/chatwoot/swagger.json``), so a client bug shows up as a failing test rather
-than as a surprise against a real server. Two real routes are missing from the spec; they get the
-small hand-written schemas in ``EXTRA_SCHEMAS``.
+Every request body the fake receives is checked against the project's description of Chatwoot's
+API (``tests/fakes/contracts/chatwoot.json``: per endpoint, a JSON Schema of the body, derived from
+Chatwoot's OpenAPI description), so a client bug shows up as a failing test rather than as a
+surprise against a real server.
 """
 
 from __future__ import annotations
@@ -21,27 +21,11 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SWAGGER_URI = "urn:chatwoot-swagger"
+from tests.fakes.contracts import load_contract, split_endpoint
+
+CONTRACT_URI = "urn:wootbridge-chatwoot-contract"
 JSON_KIND = "application/json"
 FORM_KIND = "multipart/form-data"
-
-# Real routes that the swagger does not describe (see DESIGN.md, "Reference material").
-EXTRA_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/api/v1/accounts/{account_id}/contact_inboxes/filter"): {
-        "type": "object",
-        "required": ["inbox_id", "source_id"],
-        "properties": {"inbox_id": {"type": "integer"}, "source_id": {"type": "string"}},
-    },
-    ("PATCH", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages/{id}"): {
-        "type": "object",
-        "required": ["status"],
-        "additionalProperties": False,
-        "properties": {
-            "status": {"enum": ["sent", "delivered", "read", "failed"]},
-            "external_error": {"type": ["string", "null"]},
-        },
-    },
-}
 
 
 @dataclass
@@ -170,37 +154,25 @@ class _Operation:
 
 
 class SchemaBook:
-    """The swagger's request-body schemas, matched by method + concrete path."""
+    """The contract's request-body schemas, matched by method + concrete path."""
 
-    def __init__(self, swagger_path: Path) -> None:
-        document = json.loads(swagger_path.read_text())
+    def __init__(self, contract_path: Path) -> None:
+        document = load_contract(contract_path)
         resource = Resource.from_contents(document, default_specification=DRAFT202012)
-        self._registry: Registry[Any] = Registry().with_resource(SWAGGER_URI, resource)
+        self._registry: Registry[Any] = Registry().with_resource(CONTRACT_URI, resource)
         self._operations = self._collect(document)
         self._validators: dict[int, Draft202012Validator] = {}
 
     def _collect(self, document: dict[str, Any]) -> list[_Operation]:
         ops: list[_Operation] = []
-        for template, item in document.get("paths", {}).items():
-            for method, op in item.items():
-                body = op.get("requestBody") if isinstance(op, dict) else None
-                if not body:
-                    continue
-                schemas = {kind: media.get("schema", {}) for kind, media in body["content"].items()}
-                ops.append(
-                    _Operation(
-                        method.upper(),
-                        template,
-                        template_to_regex(template),
-                        bool(body.get("required")),
-                        schemas,
-                    )
-                )
-        for (method, template), schema in EXTRA_SCHEMAS.items():
-            ops.append(
-                _Operation(method, template, template_to_regex(template), True, {JSON_KIND: schema})
-            )
-        # Literal segments beat placeholders: /contacts/filter before /contacts/{id}.
+        for key, endpoint in document["endpoints"].items():
+            body = endpoint.get("body")
+            if not body:
+                continue
+            method, template = split_endpoint(key)
+            required = bool(endpoint.get("body_required"))
+            ops.append(_Operation(method, template, template_to_regex(template), required, body))
+        # Literal segments beat placeholders: /contacts/search before /contacts/{id}.
         ops.sort(key=lambda op: op.template.count("{"))
         return ops
 
@@ -218,10 +190,10 @@ class SchemaBook:
         return self._validators[key]
 
     def _rebase(self, schema: Any) -> Any:
-        """Point local ``#/components/...`` refs at the registered swagger document."""
+        """Point local ``#/...`` refs at the registered contract document."""
         if isinstance(schema, dict):
             return {
-                k: (SWAGGER_URI + v if k == "$ref" and v.startswith("#") else self._rebase(v))
+                k: (CONTRACT_URI + v if k == "$ref" and v.startswith("#") else self._rebase(v))
                 for k, v in schema.items()
             }
         if isinstance(schema, list):
@@ -258,5 +230,5 @@ class SchemaBook:
 
 @lru_cache(maxsize=4)
 def load_schema_book(path: str) -> SchemaBook:
-    """Parse the swagger once per process (it is ~0.5 MB)."""
+    """One schema book per contract file and process."""
     return SchemaBook(Path(path))

@@ -5,8 +5,8 @@ message through the API (:func:`agent_reply`), builds the body Chatwoot would se
 (:func:`message_created_body`, :func:`status_changed_body`, :func:`typing_body`), and posts it to
 the bridge with :func:`signed_request`'s raw bytes and headers.
 
-Shapes follow Chatwoot's source (chatwoot/chatwoot) and the reference example
-``reference/chatwoot/webhook-message-created.example.json``:
+Shapes follow Chatwoot's source (chatwoot/chatwoot) and the example
+``tests/data/chatwoot/webhook-message-created.example.json``:
 
 - ``app/listeners/webhook_listener.rb``: ``message.webhook_data.merge(event:)``;
   ``conversation.webhook_data.merge(event:, changed_attributes:)`` with

@@ -6,26 +6,21 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from tests.fakes.graph import (
-    DEFAULT_SPEC,
-    FakeGraph,
-    message_problems,
-    signed_webhook,
-    status_webhook,
-)
+from tests.fakes.graph import FakeGraph, signed_webhook, status_webhook
+from tests.fakes.graph_contract import message_problems
+from tests.reference import whatsapp_cloud_dir
 
 PHONE_ID = "106540352242922"
 TOKEN = "EAAG-fake-token-1"
 OTHER_PHONE_ID = "106540352242999"
 OTHER_TOKEN = "EAAG-fake-token-2"
-REFERENCE = Path(DEFAULT_SPEC).parent
+REFERENCE = whatsapp_cloud_dir()
+REQUESTS = REFERENCE / "2026" / "requests"
 
 
 @pytest.fixture(scope="module")
@@ -238,24 +233,61 @@ def test_send_accepts_media_location_contacts_reaction(graph: FakeGraph, api: ht
     assert graph.schema_errors == []
 
 
-def test_spec_examples_validate_except_known_gaps() -> None:
-    """Every example Meta gives for the endpoint passes, bar a few the spec itself cannot."""
-    with open(DEFAULT_SPEC, encoding="utf-8") as handle:
-        spec = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    operation = spec["paths"]["/{Version}/{Phone-Number-ID}/messages"]["post"]
-    examples = operation["requestBody"]["content"]["application/json"]["examples"]
-    failing = {name for name, ex in examples.items() if message_problems(ex["value"])}
-    # template sub_types / interactive types missing from the spec's enums, a placeholder
-    # header type, and a reply without "type" (only text may omit it)
-    assert failing == {
-        "Send Catalog Template Message",
-        "Send Flow Template Message",
-        "Send Multi-Product Message",
-        "Send Order Details Message",
-        "Send Order Status Message",
-        "Send Reply to List Message",
-    }
-    assert len(examples) - len(failing) >= 40
+@pytest.mark.parametrize("name", sorted(p.name for p in REQUESTS.glob("*.json")))
+def test_the_bridges_2026_request_bodies_are_accepted(
+    graph: FakeGraph, api: httpx.Client, name: str
+) -> None:
+    """Text to a BSUID in ``recipient``, a read receipt with a typing indicator, a template."""
+    body = json.loads((REQUESTS / name).read_text())
+    assert message_problems(body) == []
+    resp = api.post(f"/{PHONE_ID}/messages", json=body)
+    assert resp.status_code == 200, resp.text
+    assert graph.schema_errors == []
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (
+            {"messaging_product": "whatsapp", "type": "text", "text": {"body": "x"}},
+            "'to' (a phone number or group id) or 'recipient'",
+        ),
+        (
+            {**text_message(), "to": None, "recipient": "16505551234"},
+            "recipient: '16505551234' does not match",
+        ),
+        (
+            {
+                "messaging_product": "whatsapp",
+                "recipient_type": "group",
+                "recipient": "US.13491208655302741918",
+                "text": {"body": "x"},
+            },
+            "'to' (a phone number or group id) or 'recipient'",
+        ),
+        (
+            {
+                "messaging_product": "whatsapp",
+                "status": "read",
+                "message_id": "wamid.X",
+                "typing_indicator": {"type": "audio"},
+            },
+            "typing_indicator/type: 'text' was expected",
+        ),
+        (
+            {
+                **text_message(),
+                "type": "template",
+                "template": {"name": "t", "language": {"code": "en"}, "components": [{}]},
+            },
+            "template/components/0: {} is not valid",
+        ),
+    ],
+)
+def test_addresses_receipts_and_templates_are_checked(body: dict[str, Any], problem: str) -> None:
+    body = {k: v for k, v in body.items() if v is not None}
+    problems = message_problems(body)
+    assert any(problem in p for p in problems), problems
 
 
 def test_read_receipt(graph: FakeGraph, api: httpx.Client) -> None:

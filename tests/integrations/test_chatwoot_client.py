@@ -1,4 +1,4 @@
-"""ChatwootClient against FakeChatwoot, a real HTTP server checking requests against the swagger."""
+"""ChatwootClient against FakeChatwoot, a real HTTP server checking requests against a contract."""
 
 from __future__ import annotations
 

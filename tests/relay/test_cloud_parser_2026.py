@@ -1,8 +1,8 @@
 """Cloud API webhook parsing of the 2026 shapes: BSUIDs and usernames, coexistence echoes,
 edits and revokes, system messages that rename a person, odd reactions, media errors.
 
-One focused test per body in ``shared/reference/whatsapp-cloud/2026/`` (its README describes
-each); :func:`test_every_2026_body_has_its_test` keeps ``FILES`` equal to that folder.
+One focused test per body in ``tests/data/whatsapp_cloud/2026/`` (``tests/data/README.md`` describes
+them); :func:`test_every_2026_body_has_its_test` keeps ``FILES`` equal to that folder.
 """
 
 from __future__ import annotations
