@@ -23,6 +23,7 @@ from tests.reference import whatsapp_cloud_dir
 
 REFERENCE = whatsapp_cloud_dir()
 PHONE_NUMBER_ID = "106540352242922"
+CLOUD_ACCESS_TOKEN = "EAAG-test-access-token"
 APP_SECRET = "test-app-secret-0123456789"
 
 

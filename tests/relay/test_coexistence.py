@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from tests.fakes import chatwoot_webhooks as hooks
 from tests.fakes.chatwoot import FakeChatwoot
 from tests.fakes.graph import FakeGraph
 from tests.relay.bridge import (
-    PHONE_NUMBER_ID,
     CloudBridge,
     make_cloud_bridge,
     text_body,
@@ -26,24 +24,10 @@ from tests.relay.bridge import (
 from tests.relay.cloud_2026 import body_2026, value_of
 from tests.relay.outbound_bridge import AgentSide
 
-ACCESS_TOKEN = "EAAG-test-access-token"
 PABLO = "16505550199"
 SHEENA = "16505551234"
 ORIGINAL = "wamid.HBgLMTY1MDU1NTAxOTkVAgASGBRPUklHSU5BTAVAgASGBQzRUIwQTc1RjVBNkM4QjQyQzE3NwA="
 REACTED = "wamid.HBgLQlVTSU5FU1NNU0cxNTU1MDc4Mzg4MQVAgASGBQzRUIwQTc1RjVBNkM4QjQyQzE3NwA="
-
-
-@pytest.fixture(scope="module")
-def graph_server() -> Iterator[FakeGraph]:
-    with FakeGraph() as fake:
-        yield fake
-
-
-@pytest.fixture
-def graph(graph_server: FakeGraph) -> FakeGraph:
-    graph_server.reset()
-    graph_server.add_phone_number(PHONE_NUMBER_ID, ACCESS_TOKEN)
-    return graph_server
 
 
 @pytest.fixture

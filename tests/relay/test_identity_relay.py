@@ -6,7 +6,6 @@ from (a BSUID in ``recipient``, a phone in ``to``), and BSUID-only statuses tick
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,11 +15,10 @@ from starlette.testclient import TestClient
 
 from tests.fakes.chatwoot import FakeChatwoot
 from tests.fakes.graph import FakeGraph
-from tests.relay.bridge import PHONE_NUMBER_ID, CloudBridge, make_cloud_bridge, wait_until
+from tests.relay.bridge import CloudBridge, make_cloud_bridge, wait_until
 from tests.relay.cloud_2026 import body_2026, value_of
 from tests.relay.outbound_bridge import AgentSide
 
-ACCESS_TOKEN = "EAAG-test-access-token"
 ANA_BSUID = "BR.1349120865530274"
 ANA_PHONE = "5511987654321"
 ANA_ATTRIBUTES = {
@@ -28,19 +26,6 @@ ANA_ATTRIBUTES = {
     "social_whatsapp_user_name": "ana.souza",
     "social_whatsapp_user_id": ANA_BSUID,
 }
-
-
-@pytest.fixture(scope="module")
-def graph_server() -> Iterator[FakeGraph]:
-    with FakeGraph() as fake:
-        yield fake
-
-
-@pytest.fixture
-def graph(graph_server: FakeGraph) -> FakeGraph:
-    graph_server.reset()
-    graph_server.add_phone_number(PHONE_NUMBER_ID, ACCESS_TOKEN)
-    return graph_server
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ relayed by real workers: what lands in Chatwoot for each, and what does not."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +15,9 @@ from app.relay.message_map import remember_message
 from app.store.db import database
 from tests.fakes.chatwoot import FakeChatwoot
 from tests.fakes.graph import FakeGraph
-from tests.relay.bridge import PHONE_NUMBER_ID, CloudBridge, make_cloud_bridge, text_body
+from tests.relay.bridge import CloudBridge, make_cloud_bridge, text_body
 from tests.relay.cloud_2026 import body_2026, messages_of, names_2026, with_graph_media
 
-ACCESS_TOKEN = "EAAG-test-access-token"
 ORIGINAL = "wamid.HBgLMTY1MDU1NTAxOTkVAgASGBRPUklHSU5BTAVAgASGBQzRUIwQTc1RjVBNkM4QjQyQzE3NwA="
 REACTED = "wamid.HBgLQlVTSU5FU1NNU0cxNTU1MDc4Mzg4MQVAgASGBQzRUIwQTc1RjVBNkM4QjQyQzE3NwA="
 SHEENA = {"name": "Sheena Nelson", "phone_number": "+16505551234"}
@@ -118,19 +116,6 @@ STATUSES: dict[str, tuple[str, str | None]] = {
         "131062: Business-scoped user ID not supported",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def graph_server() -> Iterator[FakeGraph]:
-    with FakeGraph() as fake:
-        yield fake
-
-
-@pytest.fixture
-def graph(graph_server: FakeGraph) -> FakeGraph:
-    graph_server.reset()
-    graph_server.add_phone_number(PHONE_NUMBER_ID, ACCESS_TOKEN)
-    return graph_server
 
 
 @pytest.fixture
