@@ -8,6 +8,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Middleware
 
+from app import jobs
 from app.config import Settings, get_settings
 from app.store import init_store
 
@@ -23,9 +24,7 @@ class StoreSetup(Middleware):
 
 
 def build_broker(settings: Settings) -> RedisBroker:
-    broker = RedisBroker(  # type: ignore[no-untyped-call]
-        url=settings.effective_redis_url(), namespace=settings.queue_namespace
-    )
+    broker = jobs.build_broker(settings)
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(StoreSetup())
     return broker

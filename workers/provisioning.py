@@ -7,7 +7,8 @@ import logging
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from app.relay import provisioning as service
+from app import jobs
+from app.management import provisioning as service
 from app.store.db import thread_connection
 from workers.relay import replay_integration
 
@@ -22,7 +23,11 @@ def _is_last_attempt() -> bool:
 
 
 @dramatiq.actor(
-    queue_name="provisioning", max_retries=MAX_RETRIES, min_backoff=2_000, time_limit=120_000
+    actor_name=jobs.PROVISION,
+    queue_name=jobs.PROVISIONING_QUEUE,
+    max_retries=MAX_RETRIES,
+    min_backoff=2_000,
+    time_limit=120_000,
 )
 def provision(integration_id: str, generation: int) -> None:
     """Run provisioning for ``integration_id`` if ``generation`` is still the latest request.

@@ -8,9 +8,10 @@ import threading
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from app.relay import lanes, liveness, recovery
-from app.relay.inbound_lane import InboundHandler
-from app.relay.outbound_lane import OutboundHandler
+from app import jobs
+from app.relay.inbound.deliver import InboundHandler
+from app.relay.lanes import drain, liveness, recovery
+from app.relay.outbound.deliver import OutboundHandler
 from app.store.db import thread_connection
 from app.store.models import DIRECTION_INBOUND, DIRECTION_OUTBOUND
 from app.store.redis_client import get_redis, redis_key
@@ -31,28 +32,38 @@ INBOUND = InboundHandler(wake_lane)
 OUTBOUND = OutboundHandler(wake_lane)
 
 
-def _drain(handler: lanes.LaneHandler, integration_id: str, chat_key: str) -> None:
+def _drain(handler: drain.LaneHandler, integration_id: str, chat_key: str) -> None:
     """Drain one lane. A transient failure asks Dramatiq's ``Retries`` to run the message
     again after the event's backoff (``Retry`` with that delay); how many times is bounded
     per event by the lane (``MAX_ATTEMPTS``), not by Dramatiq."""
-    result = lanes.drain(handler, integration_id, chat_key)
+    result = drain.drain(handler, integration_id, chat_key)
     if result.retry_after is not None:
         raise dramatiq.Retry(delay=int(result.retry_after * 1000))
 
 
-@dramatiq.actor(queue_name="relay", max_retries=10_000, time_limit=15 * 60_000)
+@dramatiq.actor(
+    actor_name=jobs.DELIVER_INBOUND,
+    queue_name=jobs.RELAY_QUEUE,
+    max_retries=10_000,
+    time_limit=15 * 60_000,
+)
 def deliver_inbound(integration_id: str, chat_key: str) -> None:
     """Deliver the pending WhatsApp events of one chat into Chatwoot, in order."""
     _drain(INBOUND, integration_id, chat_key)
 
 
-@dramatiq.actor(queue_name="relay", max_retries=10_000, time_limit=15 * 60_000)
+@dramatiq.actor(
+    actor_name=jobs.DELIVER_OUTBOUND,
+    queue_name=jobs.RELAY_QUEUE,
+    max_retries=10_000,
+    time_limit=15 * 60_000,
+)
 def deliver_outbound(integration_id: str, chat_key: str) -> None:
     """Send the pending agent replies of one chat to WhatsApp, in order."""
     _drain(OUTBOUND, integration_id, chat_key)
 
 
-@dramatiq.actor(queue_name="relay", max_retries=20)
+@dramatiq.actor(actor_name=jobs.REPLAY_INTEGRATION, queue_name=jobs.RELAY_QUEUE, max_retries=20)
 def replay_integration(integration_id: str) -> None:
     """Enqueue every lane of the integration that has events waiting (after set/resume)."""
     enqueue_lanes(recovery.ready_lanes(integration_id))

@@ -17,7 +17,7 @@ from app.api.common import in_db
 from app.api.queue import QUEUE_ERRORS, enqueue_provision
 from app.config import Settings
 from app.management import integrations
-from app.relay.provisioning import IntegrationRequest, ProvisioningFailure
+from app.management.provisioning import IntegrationRequest, ProvisioningFailure
 from app.store.models import STATE_ACTIVE, ChatwootIntegration, Instance
 
 logger = logging.getLogger(__name__)

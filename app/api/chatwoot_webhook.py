@@ -21,20 +21,20 @@ from app.api.common import in_db, secrets_equal
 from app.api.errors import ApiError
 from app.api.names import ROW_ID
 from app.api.queue import enqueue_lanes
-from app.api.webhooks import (
+from app.api.webhook_body import (
     STORAGE_DOWN,
     STORAGE_ERRORS,
     parse_json,
     parse_or_400,
     read_raw_body,
 )
-from app.relay.chatwoot_events import (
+from app.relay.lanes.drain import deliverable
+from app.relay.outbound.chatwoot_webhook import (
     ConversationStatusChanged,
     Ignored,
     parse_chatwoot_webhook,
 )
-from app.relay.lanes import deliverable
-from app.relay.outbound_intake import record_conversation_status, store_reply
+from app.relay.outbound.intake import record_conversation_status, store_reply
 from app.store.models import DIRECTION_OUTBOUND, ChatwootIntegration
 
 logger = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from starlette.routing import Route
 
 from app.api.activation import Activation, start
 from app.api.auth import require_account_token, resolve_instance
-from app.api.chatwoot import base_url_refusal, integration_request
 from app.api.common import in_db, principal_of, settings_of
 from app.api.errors import ApiError, invalid_body
+from app.api.integration_body import base_url_refusal, integration_request
 from app.api.middleware import GATE_MESSAGE
 from app.api.names import INSTANCE_NAME, is_instance_name
 from app.api.validation import (
@@ -22,13 +22,14 @@ from app.api.validation import (
     optional_bool,
     optional_str,
     read_json_object,
+    required_header_token,
     required_str,
 )
 from app.config import Settings
 from app.integrations.urlguard import UrlNotAllowed, check_url_allowed
 from app.management import instances as service
 from app.management.integrations import record_failure, rfc3339
-from app.relay.provisioning import ProvisioningFailure
+from app.management.provisioning import ProvisioningFailure
 from app.store.models import PROVIDER_CLOUD, PROVIDER_GATEWAY, ChatwootIntegration, Instance
 
 NAME_PATTERN = INSTANCE_NAME
@@ -45,7 +46,7 @@ def parse_new_instance(body: dict[str, Any]) -> service.NewInstance:
     if provider == PROVIDER_CLOUD:
         cloud = service.CloudSettings(
             phone_number_id=required_str(body, "cloudPhoneNumberId", max_len=64),
-            access_token=required_str(body, "cloudAccessToken", max_len=2000),
+            access_token=required_header_token(body, "cloudAccessToken"),
             app_secret=required_str(body, "cloudAppSecret", max_len=500),
             verify_token=optional_str(body, "cloudVerifyToken", max_len=500),
             api_base_url=http_url(body, "cloudApiBaseUrl", required=False),
@@ -56,7 +57,7 @@ def parse_new_instance(body: dict[str, Any]) -> service.NewInstance:
         assert base_url is not None
         gateway = service.GatewaySettings(
             base_url=base_url,
-            token=required_str(body, "gatewayToken", max_len=2000),
+            token=required_header_token(body, "gatewayToken"),
             instance=optional_str(body, "gatewayInstance", max_len=200),
         )
         return service.NewInstance(name=name, provider=provider, token=token, gateway=gateway)

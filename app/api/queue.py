@@ -1,8 +1,8 @@
 """Enqueueing jobs from the web process (blocking Redis calls, run in the thread pool).
 
-The actors are imported lazily so that importing the web app does not need the broker until a
-job is actually sent. A failure to enqueue is reported to the caller; events stay stored and the
-workers' recovery sweep picks them up.
+Jobs are sent by actor name (:mod:`app.jobs`), so the web process never imports ``workers``.
+A failure to enqueue is reported to the caller; events stay stored and the workers' recovery
+sweep picks them up.
 """
 
 from __future__ import annotations
@@ -12,31 +12,29 @@ import logging
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
+from app import jobs
+from app.relay.lanes.drain import claim_enqueue
+from app.store.models import DIRECTION_INBOUND, DIRECTION_OUTBOUND
+
 logger = logging.getLogger(__name__)
 
 QUEUE_ERRORS = (RedisError, OSError)
+LANE_ACTORS = {DIRECTION_INBOUND: jobs.DELIVER_INBOUND, DIRECTION_OUTBOUND: jobs.DELIVER_OUTBOUND}
 
 
 def _send_provision(integration_id: str, generation: int) -> None:
-    from workers.provisioning import provision
-
-    provision.send(integration_id, generation)
+    jobs.enqueue(jobs.PROVISION, integration_id, generation)
 
 
 def _send_lanes(direction: str, integration_id: str, chat_keys: list[str]) -> None:
-    from app.relay.lanes import claim_enqueue
-    from workers.relay import lane_actor
-
-    actor = lane_actor(direction)
+    actor_name = LANE_ACTORS[direction]
     for chat_key in chat_keys:
         if claim_enqueue(direction, integration_id, chat_key):
-            actor.send(integration_id, chat_key)
+            jobs.enqueue(actor_name, integration_id, chat_key)
 
 
 def _send_replay(integration_id: str) -> None:
-    from workers.relay import replay_integration
-
-    replay_integration.send(integration_id)
+    jobs.enqueue(jobs.REPLAY_INTEGRATION, integration_id)
 
 
 async def enqueue_provision(integration_id: str, generation: int) -> None:

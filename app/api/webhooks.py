@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -18,16 +16,22 @@ from starlette.routing import Route
 
 from app.api.common import in_db, secrets_equal
 from app.api.errors import INSTANCE_NOT_FOUND, ApiError
-from app.api.jsonbody import decode_webhook_json, read_limited, storable
+from app.api.jsonbody import storable
 from app.api.names import is_instance_name
 from app.api.queue import enqueue_lanes
+from app.api.webhook_body import (
+    STORAGE_DOWN,
+    STORAGE_ERRORS,
+    parse_json,
+    parse_or_400,
+    read_raw_body,
+)
 from app.management.instances import integration_of
-from app.relay.cloud_parser import parse_cloud_webhook
-from app.relay.gateway_parser import envelope_token, parse_gateway_webhook
-from app.relay.intake import StoredEvent, store_inbound
-from app.relay.lanes import deliverable
-from app.relay.messages import Event, InboundMessage, ParsedBody, ParseError
-from app.store.db import CONNECTION_ERRORS
+from app.relay.inbound.cloud_webhook import parse_cloud_webhook
+from app.relay.inbound.gateway_webhook import envelope_token, parse_gateway_webhook
+from app.relay.inbound.intake import StoredEvent, store_inbound
+from app.relay.lanes.drain import deliverable
+from app.relay.messages import Event, InboundMessage, ParsedBody
 from app.store.models import (
     DIRECTION_INBOUND,
     PROVIDER_CLOUD,
@@ -37,10 +41,6 @@ from app.store.models import (
 )
 
 logger = logging.getLogger(__name__)
-
-MAX_WEBHOOK_BYTES = 8 * 1024 * 1024
-STORAGE_DOWN = "storage unavailable"
-STORAGE_ERRORS = CONNECTION_ERRORS  # the database is unreachable or busy: the sender retries
 
 
 def _webhook_instance(name: str, provider: str) -> Instance:
@@ -59,36 +59,6 @@ async def _load_instance(name: str, provider: str) -> Instance:
         return await in_db(_webhook_instance, name, provider)
     except STORAGE_ERRORS as exc:
         raise ApiError(503, STORAGE_DOWN) from exc
-
-
-async def read_raw_body(request: Request) -> bytes:
-    raw = await read_limited(request, MAX_WEBHOOK_BYTES)
-    if raw is None:
-        raise ApiError(413, "body too large")
-    return raw
-
-
-def parse_json(raw: bytes) -> Any:
-    """Decoded, depth-bounded JSON whose strings are storable (``400`` when not JSON)."""
-    return decode_webhook_json(raw)
-
-
-Parsed = TypeVar("Parsed")
-PARSER_BUGS = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
-UNREADABLE = "invalid body: body: could not be read"
-
-
-def parse_or_400(parse: Callable[[], Parsed], source: str) -> Parsed:
-    """Run a parser: its :class:`ParseError` is ``400 invalid body: <why>``. Any other error is
-    a parser bug met on client input: logged loudly, and still a ``400`` (never a 500), with
-    nothing stored."""
-    try:
-        return parse()
-    except ParseError as exc:
-        raise ApiError(400, f"invalid body: {exc}") from exc
-    except PARSER_BUGS as exc:
-        logger.error("%s parser failed on a body: %s", source, type(exc).__name__, exc_info=exc)
-        raise ApiError(400, UNREADABLE) from exc
 
 
 async def cloud_verify(request: Request) -> Response:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,26 +30,12 @@ from app.integrations.errors import (
     is_safe_to_resend,
     is_transient,
 )
+from app.integrations.files import File
 from app.integrations.http import read_timeout, transient_retry
 
-__all__ = ["Attachment", "ChatwootClient", "JSONDict", "account_role"]
+__all__ = ["ChatwootClient", "JSONDict", "account_role"]
 
 JSONDict = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """A file to upload with a message (sent as one ``attachments[]`` multipart part)."""
-
-    filename: str
-    content_type: str
-    data: bytes
-
-    def __repr__(self) -> str:
-        return (
-            f"Attachment(filename={self.filename!r}, content_type={self.content_type!r}, "
-            f"size={len(self.data)})"
-        )
 
 
 def account_role(profile: Mapping[str, Any], account_id: int) -> str | None:
@@ -306,7 +291,7 @@ class ChatwootClient:
         source_id: str | None = None,
         private: bool = False,
         content_attributes: Mapping[str, Any] | None = None,
-        attachments: Sequence[Attachment] = (),
+        attachments: Sequence[File] = (),
     ) -> JSONDict:
         """``POST .../conversations/{id}/messages``: returns the message (``id``, ``source_id``,
         ``attachments``...). JSON without attachments; multipart/form-data with them.
@@ -366,5 +351,5 @@ def _form_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     return form
 
 
-def _files(attachments: Sequence[Attachment]) -> list[tuple[str, tuple[str, bytes, str]]]:
+def _files(attachments: Sequence[File]) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [("attachments[]", (a.filename, a.data, a.content_type)) for a in attachments]

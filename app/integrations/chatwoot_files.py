@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import re
-from dataclasses import dataclass
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 from urllib.parse import unquote, urlsplit
@@ -29,30 +27,12 @@ import httpx
 
 from app.integrations.download import Download, stream_download
 from app.integrations.errors import RemoteError, RemoteNotFound, error_from_response
+from app.integrations.files import OCTET_STREAM, File, media_extension, safe_name
 from app.integrations.http import read_timeout, transient_retry
-from app.integrations.whatsapp.media import media_extension
 
-__all__ = ["DEFAULT_MAX_BYTES", "FetchedFile", "fetch_attachment", "filename_from_disposition"]
+__all__ = ["DEFAULT_MAX_BYTES", "fetch_attachment", "filename_from_disposition"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-OCTET_STREAM = "application/octet-stream"
-_MAX_FILENAME = 180
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class FetchedFile:
-    """A downloaded attachment: its bytes, MIME type (as served) and file name."""
-
-    data: bytes
-    content_type: str
-    filename: str
-
-    def __repr__(self) -> str:
-        return (
-            f"FetchedFile(filename={self.filename!r}, content_type={self.content_type!r}, "
-            f"size={len(self.data)})"
-        )
 
 
 def fetch_attachment(
@@ -64,7 +44,7 @@ def fetch_attachment(
     timeout: float | None = None,
     retry_attempts: int = 3,
     retry_max_wait: float = 2.0,
-) -> FetchedFile:
+) -> File:
     """GET ``url`` (following redirects), bounded in size; see the module docstring.
 
     ``timeout`` (seconds) bounds reading each answer; ``None`` keeps the client's own.
@@ -92,7 +72,7 @@ def _error_for(response: httpx.Response, secrets: tuple[str, ...]) -> RemoteErro
     return error
 
 
-def _fetched_file(download: Download, first_url: str) -> FetchedFile:
+def _fetched_file(download: Download, first_url: str) -> File:
     """The file's type (served, else guessed from its name) and a name with an extension."""
     served = download.headers.get("content-type", "").strip()
     name = _pick_filename(download, first_url)
@@ -101,7 +81,7 @@ def _fetched_file(download: Download, first_url: str) -> FetchedFile:
         name = "attachment" + media_extension(content_type)
     elif not os.path.splitext(name)[1] and content_type != OCTET_STREAM:
         name += media_extension(content_type)
-    return FetchedFile(download.data, content_type, name)
+    return File(download.data, content_type, name)
 
 
 # --- file names ---------------------------------------------------------------------------------
@@ -120,25 +100,15 @@ def filename_from_disposition(value: str | None) -> str | None:
     return collapse_rfc2231_value(chosen) if chosen else None
 
 
-def _safe_name(name: str) -> str:
-    """The last path component without control characters, at most ~180 characters."""
-    name = _CONTROL.sub("", re.split(r"[/\\]", name)[-1]).strip().lstrip(".")
-    if len(name) > _MAX_FILENAME:
-        stem, suffix = os.path.splitext(name)
-        suffix = suffix[:16]
-        name = stem[: _MAX_FILENAME - len(suffix)] + suffix
-    return name
-
-
 def _url_name(url: str) -> str:
-    return _safe_name(unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]))
+    return safe_name(unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]))
 
 
 def _pick_filename(download: Download, first_url: str) -> str:
     """Content-Disposition, else the first URL's last path segment, else the last hop's."""
     declared = filename_from_disposition(download.headers.get("content-disposition"))
     for candidate in (
-        _safe_name(declared or ""),
+        safe_name(declared or ""),
         _url_name(first_url),
         _url_name(download.url),
     ):

@@ -9,7 +9,7 @@ import peewee
 
 from app.config import Settings
 from app.management.integrations import pending_events, save_request
-from app.relay.provisioning import IntegrationRequest
+from app.management.provisioning import IntegrationRequest
 from app.store.db import database
 from app.store.ids import hash_token, new_id, new_token
 from app.store.models import (

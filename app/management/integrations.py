@@ -11,8 +11,8 @@ from typing import cast
 
 import peewee
 
-from app.relay import provisioning
-from app.relay.provisioning import IntegrationRequest, ProvisioningFailure
+from app.management import provisioning
+from app.management.provisioning import IntegrationRequest, ProvisioningFailure
 from app.store.db import database
 from app.store.ids import new_id, new_token
 from app.store.models import (

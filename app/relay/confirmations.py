@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from app.relay.chatwoot_events import AgentReply
 from app.relay.message_map import remember_message
+from app.relay.outbound.chatwoot_webhook import AgentReply
 from app.store.db import database
 from app.store.models import (
     DIRECTION_OUTBOUND,

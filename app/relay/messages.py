@@ -1,8 +1,8 @@
 """The normalized events both WhatsApp providers are parsed into.
 
-Parsers (``cloud_parser``, ``gateway_parser``) turn a webhook body into these; the intake stores
-them as JSON (:meth:`to_json`) under their natural key, and the relay rebuilds them
-(:func:`event_from_json`). Nothing here knows HTTP, Dramatiq or Chatwoot.
+The inbound parsers (``inbound.cloud_webhook``, ``inbound.gateway_webhook``) turn a webhook body
+into these; the intake stores them as JSON (:meth:`to_json`) under their natural key, and the
+relay rebuilds them (:func:`event_from_json`). Nothing here knows HTTP, Dramatiq or Chatwoot.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+# Media is part of an InboundMessage; it is defined beside the code that fetches it.
+from app.integrations.files import Media as Media
 
 MessageKind = Literal[
     "text",
@@ -32,23 +35,6 @@ Direction = Literal["incoming", "outgoing"]
 StatusName = Literal["sent", "delivered", "read", "failed"]
 
 MEDIA_KINDS = frozenset({"image", "video", "audio", "document", "sticker"})
-
-
-@dataclass(frozen=True)
-class Media:
-    """Where the bytes of an attachment can be fetched from.
-
-    Cloud API: ``media_id`` (``GET /{media-id}`` gives a short-lived URL); ``url`` when the
-    webhook already carries one. Gateway: ``url`` or inline ``base64``.
-    """
-
-    mime_type: str | None = None
-    media_id: str | None = None
-    url: str | None = None
-    base64: str | None = None
-    filename: str | None = None
-    voice: bool = False
-    sha256: str | None = None
 
 
 @dataclass(frozen=True)

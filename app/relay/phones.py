@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from app.integrations.whatsapp.identifiers import is_bsuid as is_bsuid
+
 _USER_SUFFIXES = ("@s.whatsapp.net", "@c.us")
 _GROUP_SUFFIX = "@g.us"
 _LID_SUFFIX = "@lid"
@@ -103,12 +105,3 @@ def is_group_jid(jid: str) -> bool:
 def is_lid(jid: str) -> bool:
     """A WhatsApp LID (privacy-preserving linked id, e.g. ``123456789@lid``), not a phone."""
     return jid.strip().lower().endswith(_LID_SUFFIX)
-
-
-_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
-
-
-def is_bsuid(identifier: str) -> bool:
-    """A WhatsApp business-scoped user id (``US.13491208655302741918``) or a parent one
-    (``US.ENT.11815799212886844830``): a customer known without a phone number."""
-    return _BSUID.fullmatch(identifier.strip()) is not None

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from app.management.accounts import create_account
 from app.management.instances import CloudSettings, NewInstance, create_instance
 from app.management.integrations import save_request
-from app.relay.provisioning import IntegrationRequest
+from app.management.provisioning import IntegrationRequest
 from app.store.db import database
 from app.store.models import RelayEvent, utcnow
 

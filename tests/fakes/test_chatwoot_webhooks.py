@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.relay.chatwoot_events import (
+from app.relay.outbound.chatwoot_webhook import (
     AgentReply,
     ConversationStatusChanged,
     Ignored,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.relay.gateway_parser import envelope_token, parse_gateway_webhook
+from app.relay.inbound.gateway_webhook import envelope_token, parse_gateway_webhook
 from app.relay.messages import InboundMessage
 from tests.fakes import gateway_samples as gs
 from tests.fakes.gateway import REDACTED, FakeGateway

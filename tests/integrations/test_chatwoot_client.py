@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.integrations.chatwoot import Attachment, ChatwootClient, account_role
+from app.integrations.chatwoot import ChatwootClient, account_role
 from app.integrations.errors import (
     RemoteAddressNotAllowed,
     RemoteBadResponse,
@@ -24,6 +24,7 @@ from app.integrations.errors import (
     RemoteUnprocessable,
     RemoteUnreachable,
 )
+from app.integrations.files import File
 from app.integrations.http import build_client
 from tests.fakes.chatwoot import FakeChatwoot
 
@@ -214,8 +215,8 @@ def test_message_attachments_arrive_intact(
         source_id="WAID:9",
         content_attributes={"external_created_at": 1700000000},
         attachments=[
-            Attachment("foto.jpg", "image/jpeg", image),
-            Attachment("doc.pdf", "application/pdf", pdf),
+            File(image, "image/jpeg", "foto.jpg"),
+            File(pdf, "application/pdf", "doc.pdf"),
         ],
     )
     stored = fake.messages[message["id"]]
@@ -230,7 +231,7 @@ def test_message_attachments_arrive_intact(
 
     served = http_client.get(message["attachments"][0]["data_url"], follow_redirects=True)
     assert served.content == image
-    assert repr(Attachment("a.bin", "application/octet-stream", b"xyz")).endswith("size=3)")
+    assert repr(File(b"xyz", "application/octet-stream", "a.bin")).endswith("size=3)")
 
 
 # --- error mapping ------------------------------------------------------------------------------

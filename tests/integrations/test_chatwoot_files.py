@@ -18,9 +18,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.integrations.chatwoot import Attachment, ChatwootClient
+from app.integrations.chatwoot import ChatwootClient
 from app.integrations.chatwoot_files import (
-    FetchedFile,
     fetch_attachment,
     filename_from_disposition,
 )
@@ -32,6 +31,7 @@ from app.integrations.errors import (
     RemoteTimeout,
     RemoteUnreachable,
 )
+from app.integrations.files import File
 from app.integrations.http import GuardedTransport, build_client
 from app.integrations.whatsapp.media import MediaTooLarge
 from tests.fakes.chatwoot import FakeChatwoot
@@ -153,7 +153,7 @@ def http_client() -> Iterator[httpx.Client]:
     client.close()
 
 
-def fetch(url: str, http: httpx.Client, **options: Any) -> FetchedFile:
+def fetch(url: str, http: httpx.Client, **options: Any) -> File:
     return fetch_attachment(url, http=http, retry_max_wait=0.01, **options)
 
 
@@ -163,7 +163,7 @@ def fetch(url: str, http: httpx.Client, **options: Any) -> FetchedFile:
 def test_follows_the_redirect_chain(storage: StorageHost, http_client: httpx.Client) -> None:
     storage.files["blob-7f3a"] = (PNG, "image/png", None)
     got = fetch(f"{storage.url}/redirect/3/blob-7f3a", http_client)
-    assert got == FetchedFile(PNG, "image/png", "blob-7f3a.png")
+    assert got == File(PNG, "image/png", "blob-7f3a.png")
     assert storage.hits["redirect"] == 3 and storage.hits["blob-7f3a"] == 1
     assert "authorization" not in storage.headers[-1] and "cookie" not in storage.headers[-1]
     assert "size=" in repr(got) and "\\x89" not in repr(got)
@@ -297,10 +297,10 @@ def test_an_attachment_of_fake_chatwoot(chatwoot: FakeChatwoot, http_client: htt
         int(conversation["id"]),
         content="segue o boleto",
         message_type="outgoing",
-        attachments=[Attachment("boleto.pdf", "application/pdf", b"%PDF-1.4\r\n\x00\xff")],
+        attachments=[File(b"%PDF-1.4\r\n\x00\xff", "application/pdf", "boleto.pdf")],
     )
     data_url = message["attachments"][0]["data_url"]
     assert "/rails/active_storage/blobs/redirect/" in data_url
 
     got = fetch(data_url, http_client)
-    assert got == FetchedFile(b"%PDF-1.4\r\n\x00\xff", "application/pdf", "boleto.pdf")
+    assert got == File(b"%PDF-1.4\r\n\x00\xff", "application/pdf", "boleto.pdf")

@@ -25,7 +25,7 @@ from app.management.instances import (
     delete_instance,
 )
 from app.management.integrations import relay_counters, save_request
-from app.relay.provisioning import IntegrationRequest
+from app.management.provisioning import IntegrationRequest
 from app.store.crypto import DecryptionError
 from app.store.db import database
 from app.store.ids import hash_token, new_id

@@ -25,7 +25,7 @@ from app.integrations.chatwoot import ChatwootClient
 from app.integrations.errors import RemoteServerError, RemoteUnauthorized, RemoteUnreachable
 from app.integrations.http import shared_client
 from app.management.accounts import create_account
-from app.relay.provisioning import client_for
+from app.relay.clients import client_for
 from app.store.db import database
 from app.store.models import ChatwootIntegration, Instance
 from tests.api.helpers import auth, cloud_instance_body, gateway_instance_body, seed_chatwoot

@@ -75,6 +75,7 @@ from app.integrations.errors import (
     response_detail,
 )
 from app.integrations.http import transient_retry
+from app.integrations.whatsapp.identifiers import is_bsuid
 from app.integrations.whatsapp.send import (
     OutgoingMedia,
     SendAuthFailure,
@@ -88,7 +89,6 @@ from app.integrations.whatsapp.send import (
     post_once,
     read_timeout,
 )
-from app.relay.phones import is_bsuid
 
 __all__ = [
     "ACCOUNT_LEVEL_CODES",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import mimetypes
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -42,59 +41,25 @@ from app.integrations.errors import (
     error_from_response,
     error_from_transport,
 )
+from app.integrations.files import OCTET_STREAM, File, Media, base_type, media_extension, safe_name
 from app.integrations.http import read_timeout, transient_retry
-from app.relay.messages import Media
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "MAX_REDIRECTS",
     "CloudMediaClient",
-    "DownloadedMedia",
     "GatewayMediaClient",
     "MediaInfo",
     "MediaTooLarge",
     "decode_base64_media",
-    "media_extension",
     "media_filename",
 ]
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 MAX_REDIRECTS = 5
-OCTET_STREAM = "application/octet-stream"
-_MAX_FILENAME = 180
-# Where mimetypes answers nothing or an unusual spelling (audio/ogg -> .oga).
-_EXTENSIONS = {
-    "audio/ogg": ".ogg",
-    "audio/opus": ".opus",
-    "audio/amr": ".amr",
-    "audio/mpeg": ".mp3",
-    "audio/aac": ".aac",
-    "audio/mp4": ".m4a",
-    "video/3gpp": ".3gp",
-    "video/mp4": ".mp4",
-    "image/jpeg": ".jpg",
-    "image/webp": ".webp",
-    "text/plain": ".txt",
-}
 _DATA_URI = re.compile(r"^data:(?P<type>[^;,]*)(?:;[^,]*)?,", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DownloadedMedia:
-    """An attachment ready to upload: its bytes, MIME type and a file name."""
-
-    data: bytes
-    content_type: str
-    filename: str
-
-    def __repr__(self) -> str:
-        return (
-            f"DownloadedMedia(filename={self.filename!r}, content_type={self.content_type!r}, "
-            f"size={len(self.data)})"
-        )
 
 
 @dataclass(frozen=True)
@@ -111,43 +76,23 @@ class MediaInfo:
 # --- names and types ----------------------------------------------------------------------------
 
 
-def _base_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def media_extension(content_type: str | None) -> str:
-    """The file extension for a MIME type (parameters ignored), ``.bin`` when unknown."""
-    base = _base_type(content_type)
-    return _EXTENSIONS.get(base) or (mimetypes.guess_extension(base) if base else None) or ".bin"
-
-
-def _safe_name(name: str) -> str:
-    """The last path component without control characters, at most ~180 characters."""
-    name = _CONTROL.sub("", re.split(r"[/\\]", name)[-1]).strip().lstrip(".")
-    if len(name) > _MAX_FILENAME:
-        stem, suffix = os.path.splitext(name)
-        suffix = suffix[:16]
-        name = stem[: _MAX_FILENAME - len(suffix)] + suffix
-    return name
-
-
 def media_filename(media: Media, content_type: str, data: bytes = b"") -> str:
     """The sender's file name (documents) or ``<kind>-<media id or content hash>.<ext>``."""
     extension = media_extension(content_type)
     if media.filename:
-        name = _safe_name(media.filename)
+        name = safe_name(media.filename)
         if name:
             return name if os.path.splitext(name)[1] else name + extension
-    major = _base_type(content_type).split("/", 1)[0]
+    major = base_type(content_type).split("/", 1)[0]
     prefix = "voice" if media.voice else major if major in ("image", "video", "audio") else "file"
-    ident = _safe_name(media.media_id or "") or hashlib.sha256(data).hexdigest()[:16]
+    ident = safe_name(media.media_id or "") or hashlib.sha256(data).hexdigest()[:16]
     return f"{prefix}-{ident}{extension}"
 
 
 def _pick_type(*candidates: str | None) -> str:
     """The first specific MIME type among the candidates, else ``application/octet-stream``."""
     for candidate in candidates:
-        if candidate and _base_type(candidate) not in ("", OCTET_STREAM):
+        if candidate and base_type(candidate) not in ("", OCTET_STREAM):
             return candidate.strip()
     return OCTET_STREAM
 
@@ -268,7 +213,7 @@ class CloudMediaClient(_Downloader):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.__token}"}
 
-    def fetch(self, media: Media) -> DownloadedMedia:
+    def fetch(self, media: Media) -> File:
         """The attachment's bytes (see the module docstring for the steps and the errors)."""
         info: MediaInfo | None = None
         fetched: tuple[bytes, str | None] | None = None
@@ -285,7 +230,7 @@ class CloudMediaClient(_Downloader):
             fetched = self.download(info.url)
         data, header_type = fetched
         content_type = _pick_type(media.mime_type, info.mime_type if info else None, header_type)
-        return DownloadedMedia(data, content_type, media_filename(media, content_type, data))
+        return File(data, content_type, media_filename(media, content_type, data))
 
     def media_info(self, media_id: str) -> MediaInfo:
         """``GET /{media-id}``: the short-lived URL and what Meta knows of the file.
@@ -353,7 +298,7 @@ class GatewayMediaClient(_Downloader):
     def __repr__(self) -> str:
         return f"GatewayMediaClient(max_bytes={self._max_bytes!r})"
 
-    def fetch(self, media: Media) -> DownloadedMedia:
+    def fetch(self, media: Media) -> File:
         """Inline ``base64`` when present, else the ``url`` (see the module docstring)."""
         if media.base64:
             data, found_type = decode_base64_media(media.base64, self._max_bytes)
@@ -362,4 +307,4 @@ class GatewayMediaClient(_Downloader):
         else:
             raise RemoteNotFound("the media has neither inline data nor a URL")
         content_type = _pick_type(media.mime_type, found_type)
-        return DownloadedMedia(data, content_type, media_filename(media, content_type, data))
+        return File(data, content_type, media_filename(media, content_type, data))

@@ -1,0 +1,61 @@
+"""The job queue both processes share: Dramatiq on Redis (``REDIS_URL``), namespaced by
+``QUEUE_NAMESPACE``, and the names of the actors the web process enqueues.
+
+The web process enqueues a job by its actor's name (:func:`enqueue`) and never imports
+``workers``; ``workers`` declares its actors under the same names and queues.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+
+from app.config import Settings, get_settings
+
+RELAY_QUEUE = "relay"
+PROVISIONING_QUEUE = "provisioning"
+
+DELIVER_INBOUND = "deliver_inbound"
+DELIVER_OUTBOUND = "deliver_outbound"
+REPLAY_INTEGRATION = "replay_integration"
+PROVISION = "provision"
+
+# actor name -> the queue it consumes
+QUEUES = {
+    DELIVER_INBOUND: RELAY_QUEUE,
+    DELIVER_OUTBOUND: RELAY_QUEUE,
+    REPLAY_INTEGRATION: RELAY_QUEUE,
+    PROVISION: PROVISIONING_QUEUE,
+}
+
+_brokers: dict[tuple[str, str], RedisBroker] = {}
+_lock = threading.Lock()
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    """A broker on the configured Redis and namespace (Dramatiq's default middleware)."""
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        url=settings.effective_redis_url(), namespace=settings.queue_namespace
+    )
+
+
+def _sending_broker() -> RedisBroker:
+    settings = get_settings()
+    key = (settings.effective_redis_url(), settings.queue_namespace)
+    with _lock:
+        broker = _brokers.get(key)
+        if broker is None:
+            broker = _brokers[key] = build_broker(settings)
+    return broker
+
+
+def enqueue(actor_name: str, *args: Any) -> None:
+    """Send a job to ``actor_name`` (one of the names above). Raises ``RedisError``/``OSError``
+    when Redis is unreachable."""
+    message: Message[Any] = Message(
+        queue_name=QUEUES[actor_name], actor_name=actor_name, args=args, kwargs={}, options={}
+    )
+    _sending_broker().enqueue(message)

@@ -1,0 +1,289 @@
+"""Fenced delivery (DESIGN invariant 10): claims in the database, on SQLite and PostgreSQL.
+
+Lanes are drained here by calling :func:`app.relay.lanes.drain.drain` in the test process, with the
+real inbound handler posting to the fake Chatwoot, so that a test can make something happen
+in the middle of a drain: Redis losing every key (as when it restarts empty), or another
+worker taking the lane over while this one is paused past its lease.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import dramatiq
+import pytest
+from dramatiq import Worker
+
+from app.config import Settings
+from app.management.accounts import create_account
+from app.relay.inbound.deliver import InboundHandler
+from app.relay.lanes import claims, liveness
+from app.relay.lanes import drain as lanes
+from app.store.db import database
+from app.store.models import (
+    DIRECTION_INBOUND,
+    EVENT_DELIVERED,
+    EVENT_PENDING,
+    ChatwootIntegration,
+    RelayEvent,
+    utcnow,
+)
+from app.store.redis_client import get_redis, redis_key
+from tests.conftest import NAMESPACE, make_client
+from tests.fakes.chatwoot import FakeChatwoot
+from tests.relay.bridge import CloudBridge, make_cloud_bridge, text_body
+
+CUSTOMER = "16505559876"
+FOREIGN = "f" * 32  # the boot id of a worker process that is not this one
+
+
+def no_wake(direction: str, integration_id: str, chat_key: str) -> None:
+    raise AssertionError("no lane should be woken by text messages")
+
+
+@pytest.fixture
+def bridge(store_settings: Settings, chatwoot: FakeChatwoot) -> Iterator[CloudBridge]:
+    """An active Cloud bridge; events are stored by the web app but drained by the test."""
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    provisioner = Worker(broker, worker_threads=2, worker_timeout=50)
+    provisioner.start()
+    try:
+        with database.connection_context():
+            _, token = create_account("Fence")
+        with make_client(store_settings) as client:
+            made = make_cloud_bridge(client, token, chatwoot)
+            provisioner.stop()  # from here on, only the test drains lanes
+            yield made
+    finally:
+        provisioner.stop()
+        broker.middleware[:] = [
+            m for m in broker.middleware if type(m).__name__ != "_WorkerMiddleware"
+        ]
+        broker.flush_all()
+        get_redis().delete(redis_key("liveness-epoch"), redis_key("alive", FOREIGN))
+
+
+def store_messages(bridge: CloudBridge, count: int) -> list[str]:
+    ids = [f"wamid.fence.{n}" for n in range(count)]
+    for n, message_id in enumerate(ids):
+        response = bridge.post(text_body(CUSTOMER, message_id, f"message {n}"))
+        assert response.status_code == 200, response.text
+    return ids
+
+
+@contextmanager
+def connected() -> Iterator[None]:
+    """The thread's connection (a drain's, when called from inside one), or a new one."""
+    if database.is_closed():
+        with database.connection_context():
+            yield
+    else:
+        yield
+
+
+def pending_rows(bridge: CloudBridge) -> list[RelayEvent]:
+    with connected():
+        return list(
+            RelayEvent.select()
+            .where(
+                (RelayEvent.integration == bridge.integration_id)
+                & (RelayEvent.status == EVENT_PENDING)
+            )
+            .order_by(RelayEvent.id)
+        )
+
+
+def posted(chatwoot: FakeChatwoot) -> list[str]:
+    ordered = sorted(chatwoot.messages.values(), key=lambda m: int(m["id"]))
+    return [str(m["source_id"]) for m in ordered]
+
+
+def drain(bridge: CloudBridge, handler: lanes.LaneHandler | None = None) -> lanes.DrainResult:
+    return lanes.drain(handler or InboundHandler(no_wake), bridge.integration_id, CUSTOMER)
+
+
+def drain_in_thread(bridge: CloudBridge) -> lanes.DrainResult:
+    with database.connection_context():
+        return drain(bridge)
+
+
+class AfterFirstEvent:
+    """The real inbound handler; ``meanwhile`` runs once, right after the first event it
+    delivered, while the drain still holds the rest of its batch."""
+
+    direction = DIRECTION_INBOUND
+    asserts_claim = False
+
+    def __init__(self, meanwhile: Callable[[], None]) -> None:
+        self.inner = InboundHandler(no_wake)
+        self.meanwhile = meanwhile
+        self.delivered = 0
+
+    def open(self, integration: ChatwootIntegration) -> object:
+        return self.inner.open(integration)
+
+    def deliver(self, context: object, row: RelayEvent, interrupted: bool) -> lanes.Step:
+        step = self.inner.deliver(context, row, interrupted)
+        self.delivered += 1
+        if self.delivered == 1:
+            self.meanwhile()
+        return step
+
+
+def forget_everything_in_redis() -> None:
+    """What a Redis restarting empty does to us: lane locks, ``alive:`` keys, epoch, gone."""
+    redis = get_redis()
+    for key in redis.scan_iter(match=f"{NAMESPACE}:*"):
+        redis.delete(key)
+
+
+def expire_leases(ids: list[int]) -> None:
+    past = utcnow() - dt.timedelta(seconds=1)
+    with connected():
+        RelayEvent.update(claimed_until=past).where(RelayEvent.id.in_(ids)).execute()
+
+
+def redis_uptime() -> int:
+    return int(get_redis().info("server")["uptime_in_seconds"])
+
+
+# ---- claims -----------------------------------------------------------------------------
+
+
+def test_a_claim_is_compare_and_set(bridge: CloudBridge) -> None:
+    store_messages(bridge, 3)
+    mine, theirs = liveness.lock_token(), f"{FOREIGN}:other"
+    with database.connection_context(), liveness.running(mine):
+        read_by_both = pending_rows(bridge)
+        assert claims.claim(claims.claimable_prefix(read_by_both, mine), mine) == 3
+        # the other drain read the rows unclaimed too: its compare-and-set finds them taken
+        assert claims.claim(read_by_both, theirs) == 0
+        assert claims.claimable_prefix(pending_rows(bridge), theirs) == []  # owner is live
+        assert {row.claim_token for row in pending_rows(bridge)} == {mine}
+    # the drain that held ``mine`` ended (this process knows): its claims may be taken over
+    with database.connection_context():
+        assert len(claims.claimable_prefix(pending_rows(bridge), theirs)) == 3
+
+
+def test_released_claims_keep_in_flight_only_where_an_attempt_may_have_happened(
+    bridge: CloudBridge,
+) -> None:
+    store_messages(bridge, 3)
+    token = liveness.lock_token()
+    with database.connection_context():
+        cut_short = pending_rows(bridge)[2]
+        RelayEvent.update(in_flight=True).where(RelayEvent.id == cut_short.id).execute()
+        assert claims.claim(pending_rows(bridge), token) == 3
+        never_attempted = pending_rows(bridge)[1]  # the first one was: it stays in flight
+        claims.release(token, [never_attempted.id])
+        after = [(row.claim_token, row.in_flight) for row in pending_rows(bridge)]
+    assert after == [(None, True), (None, False), (None, True)]
+
+
+def test_a_second_drain_after_redis_forgot_everything_leaves_the_lane(
+    bridge: CloudBridge, chatwoot: FakeChatwoot
+) -> None:
+    """Redis restarts empty mid-drain: the lane lock is free again and a second drain takes
+    it, but the events are claimed in the database, so it posts nothing and leaves."""
+    ids = store_messages(bridge, 4)
+    second: list[lanes.DrainResult] = []
+
+    def redis_restarts_and_another_drain_runs() -> None:
+        forget_everything_in_redis()
+        other = threading.Thread(target=lambda: second.append(drain_in_thread(bridge)))
+        other.start()
+        other.join(timeout=30)
+
+    first = drain(bridge, AfterFirstEvent(redis_restarts_and_another_drain_runs))
+
+    assert second == [lanes.DrainResult(yielded=True)]
+    assert first.delivered == 4
+    assert posted(chatwoot) == ids  # each once, in order
+    assert pending_rows(bridge) == []
+
+
+def test_a_drain_paused_past_its_lease_neither_posts_nor_records(
+    bridge: CloudBridge, chatwoot: FakeChatwoot
+) -> None:
+    """Worker A stalls after its first event until its lease is over; worker B (another
+    process, alive) claims the rest. A must not post the next event, nor record anything
+    for events it no longer owns; B's events are later delivered once, as interrupted."""
+    ids = store_messages(bridge, 3)
+    taken_over: list[RelayEvent] = []
+    get_redis().set(redis_key("alive", FOREIGN), b"1", ex=60)
+    worker_b = f"{FOREIGN}:b"
+
+    def lease_runs_out_and_b_claims() -> None:
+        rest = pending_rows(bridge)  # the first event is delivered already
+        expire_leases([row.id for row in rest])
+        stale = pending_rows(bridge)
+        assert claims.claim(claims.claimable_prefix(stale, worker_b), worker_b) == 2
+        taken_over.extend(rest)
+
+    result = drain(bridge, AfterFirstEvent(lease_runs_out_and_b_claims))
+
+    assert result.delivered == 1 and result.yielded
+    assert posted(chatwoot) == ids[:1]
+    as_a_read_it = taken_over[0]
+    with database.connection_context(), pytest.raises(claims.ClaimLost):
+        lanes.finish(as_a_read_it, EVENT_DELIVERED)
+    with database.connection_context(), pytest.raises(claims.ClaimLost):
+        lanes.retry_later(as_a_read_it, "timeout")
+    assert [(row.claim_token, row.status) for row in pending_rows(bridge)] == [
+        (worker_b, EVENT_PENDING)
+    ] * 2
+
+    # B stays alive: nobody else may deliver its events
+    assert drain(bridge).yielded
+    assert posted(chatwoot) == ids[:1]
+    # B's lease runs out too: its events are delivered, each once, in order
+    expire_leases([row.id for row in taken_over])
+    assert drain(bridge).delivered == 2
+    assert posted(chatwoot) == ids
+    lists = [c for c in chatwoot.calls if c.method == "GET" and c.path.endswith("/messages")]
+    assert len(lists) == 2  # taken over from another owner: looked for before posting
+
+
+# ---- liveness ---------------------------------------------------------------------------
+
+
+def test_a_missing_alive_key_proves_nothing_in_a_redis_that_just_came_back(
+    bridge: CloudBridge,
+) -> None:
+    foreign = f"{FOREIGN}:x"
+    redis = get_redis()
+    redis.set(redis_key("alive", FOREIGN), b"1", ex=60)
+    assert not liveness.owner_gone(foreign)
+
+    forget_everything_in_redis()  # restarted empty: no alive key, no epoch
+    assert liveness.redis_memory_seconds() == 0
+    assert not liveness.owner_gone(foreign)
+    lock_key = redis_key("lane", "test", "lock")
+    redis.set(lock_key, foreign.encode())
+    assert not liveness.take_over_if_orphaned(lock_key)
+
+    liveness.beat()  # the first beat into an empty Redis starts its epoch
+    epoch = redis.get(redis_key("liveness-epoch"))
+    assert epoch is not None
+    liveness.beat()
+    assert redis.get(redis_key("liveness-epoch")) == epoch  # later beats keep it
+    assert not liveness.owner_gone(foreign)
+
+    if redis_uptime() < liveness.ALIVE_TTL_SECONDS:
+        pytest.skip("the shared Redis itself started less than a TTL ago")
+    server_now = int(redis.time()[0])
+    redis.set(redis_key("liveness-epoch"), str(server_now - liveness.ALIVE_TTL_SECONDS - 1))
+    assert liveness.owner_gone(foreign)  # a full TTL without a beat: that worker is dead
+    assert liveness.take_over_if_orphaned(lock_key)
+    assert redis.get(lock_key) is None
+
+
+def test_a_token_of_this_process_is_live_while_its_drain_runs(bridge: CloudBridge) -> None:
+    token = liveness.lock_token()
+    with liveness.running(token):
+        assert not liveness.owner_gone(token)
+    assert liveness.owner_gone(token)
