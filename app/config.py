@@ -29,6 +29,17 @@ def _decode_key(name: str, value: str) -> bytes:
     return key
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def parse_log_format(value: str | None) -> str:
+    """``LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object per line)."""
+    chosen = (value or "text").strip().lower()
+    if chosen not in LOG_FORMATS:
+        raise ConfigError("LOG_FORMAT must be text or json")
+    return chosen
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the web and worker processes read from the environment."""
@@ -50,6 +61,7 @@ class Settings:
     remote_timeout_seconds: float = 15.0
     unconfirmed_send_seconds: float = 60.0
     queue_namespace: str = "wootbridge"
+    log_format: str = "text"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -99,6 +111,7 @@ class Settings:
             remote_timeout_seconds=config("REMOTE_TIMEOUT_SECONDS", cast=float, default=15.0),
             unconfirmed_send_seconds=config("UNCONFIRMED_SEND_SECONDS", cast=float, default=60.0),
             queue_namespace=config("QUEUE_NAMESPACE", cast=str, default="wootbridge"),
+            log_format=parse_log_format(config("LOG_FORMAT", cast=str, default="text")),
         )
         settings.current_key()
         settings.old_keys()

@@ -11,7 +11,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from app.api import chatwoot, chatwoot_webhook, instances, ops, webhooks
+from app.api import (
+    chatwoot,
+    chatwoot_webhook,
+    docs_page,
+    instances,
+    ops,
+    status_page,
+    webhooks,
+)
 from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from app.api.middleware import AccessLog, CatchUnexpected, ChatwootModuleGate, RateLimiter
 from app.config import Settings, get_settings, use_settings
@@ -39,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             *ops.routes,
+            *docs_page.routes,
+            *status_page.routes,
             *instances.routes,
             *chatwoot.routes,
             *webhooks.routes,

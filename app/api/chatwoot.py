@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import anyio
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -15,78 +13,21 @@ from app.api.activation import activate
 from app.api.auth import Principal, resolve_instance
 from app.api.common import in_db, principal_of, settings_of
 from app.api.errors import NO_INTEGRATION, ApiError
-from app.api.queue import enqueue_replay
-from app.api.validation import (
-    http_url,
-    optional_bool,
-    optional_str,
-    read_json_object,
-    required_positive_int,
-    required_str,
-)
+from app.api.failed_params import failed_query, retry_ids
+from app.api.integration_body import base_url_refusal, integration_request
+from app.api.queue import enqueue_lanes, enqueue_replay
+from app.api.validation import read_json_object
 from app.config import Settings
 from app.integrations.errors import RemoteError, RemoteNotFound, RemoteUnauthorized
-from app.integrations.urlguard import UrlNotAllowed, check_url_allowed
-from app.management import integrations
+from app.management import failed_events, integrations
 from app.management.instances import integration_of
-from app.relay.provisioning import (
-    IntegrationRequest,
-    ProvisioningFailure,
-    classify,
-    client_for,
-    webhook_url,
-)
+from app.management.provisioning import classify, webhook_url
+from app.relay.clients import client_for
 from app.store.models import STATE_ACTIVE, ChatwootIntegration, Instance
 
 logger = logging.getLogger(__name__)
 
 NO_INTEGRATION_TO_DELETE = "no chatwoot integration to delete"
-
-
-def integration_request(body: dict[str, Any], instance_name: str) -> IntegrationRequest:
-    """Validate the integration fields of a body.
-
-    ``set`` documents bare flag names (``signMessages``), ``instance/new`` prefixed ones
-    (``chatwootSignMessages``); both spellings are accepted on both routes, as with
-    ``inboxName``/``chatwootInboxName``.
-    """
-
-    def flag(name: str) -> bool:
-        if name in body:
-            return optional_bool(body, name)
-        return optional_bool(body, f"chatwoot{name[0].upper()}{name[1:]}")
-
-    base_url = http_url(body, "chatwootBaseUrl", required=True)
-    assert base_url is not None
-    inbox_name = (
-        optional_str(body, "inboxName", max_len=255)
-        or optional_str(body, "chatwootInboxName", max_len=255)
-        or instance_name
-    )
-    return IntegrationRequest(
-        base_url=base_url,
-        account_id=required_positive_int(body, "chatwootAccountId"),
-        api_token=required_str(body, "chatwootApiToken", max_len=500),
-        inbox_name=inbox_name,
-        sign_messages=flag("signMessages"),
-        ignore_groups=flag("ignoreGroups"),
-        start_as_pending=flag("startAsPending"),
-        reopen_resolved=flag("reopenResolved"),
-    )
-
-
-async def base_url_refusal(
-    settings: Settings, request: IntegrationRequest
-) -> ProvisioningFailure | None:
-    """Why the Chatwoot URL is refused (private/loopback host without ALLOW_PRIVATE_URLS),
-    or ``None`` when it may be used. DNS is resolved in a thread."""
-    try:
-        await run_in_threadpool(
-            check_url_allowed, request.base_url, allow_private=settings.allow_private_urls
-        )
-    except UrlNotAllowed as exc:
-        return classify(exc, request.base_url, request.account_id)
-    return None
 
 
 async def set_integration(request: Request) -> JSONResponse:
@@ -139,6 +80,7 @@ async def list_integration(request: Request) -> JSONResponse:
     settings = settings_of(request)
     instance, integration = await _instance_and_integration(request)
     counters = await in_db(integrations.relay_counters, integration)
+    oldest_pending_at = await in_db(failed_events.oldest_pending_at, integration)
     status, last_error = integration.status, integration.last_error
     live = await live_check(settings, integration)
     if live is not None:
@@ -165,6 +107,7 @@ async def list_integration(request: Request) -> JSONResponse:
                 "delivered": counters.delivered,
                 "failed": counters.failed,
                 "last_delivered_at": counters.last_delivered_at,
+                "oldest_pending_at": oldest_pending_at,
             },
         }
     )
@@ -218,10 +161,43 @@ async def resume_integration(request: Request) -> JSONResponse:
     return await _set_paused(request, False)
 
 
+async def list_failed_events(request: Request) -> JSONResponse:
+    instance, integration = await _instance_and_integration(request)
+    query = failed_query(request.query_params)
+    page = await in_db(
+        failed_events.list_failed, integration, query.direction, query.limit, query.before
+    )
+    return JSONResponse(
+        {
+            "instance": instance.name,
+            "failed": [event.as_json() for event in page.events],
+            "next_before": page.next_before,
+        }
+    )
+
+
+async def retry_failed_events(request: Request) -> JSONResponse:
+    """Failed events back to pending, then their lanes enqueued (one call per direction);
+    if the queue is unreachable the workers' recovery sweep delivers them."""
+    instance, integration = await _instance_and_integration(request)
+    ids = retry_ids(await read_json_object(request))
+    result = await in_db(failed_events.retry_failed, integration, ids)
+    for direction in failed_events.DIRECTIONS:
+        chat_keys = result.chat_keys(direction)
+        if chat_keys:
+            await enqueue_lanes(direction, integration.id, chat_keys)
+    return JSONResponse(
+        {"instance": instance.name, "retrying": result.retrying, "skipped": result.skipped},
+        status_code=202,
+    )
+
+
 routes = [
     Route("/api/chatwoot/set/{instance}", set_integration, methods=["POST"]),
     Route("/api/chatwoot/list/{instance}", list_integration, methods=["GET"]),
     Route("/api/chatwoot/delete/{instance}", delete_integration, methods=["DELETE"]),
     Route("/api/chatwoot/pause/{instance}", pause_integration, methods=["POST"]),
     Route("/api/chatwoot/resume/{instance}", resume_integration, methods=["POST"]),
+    Route("/api/chatwoot/failed/{instance}", list_failed_events, methods=["GET"]),
+    Route("/api/chatwoot/retry/{instance}", retry_failed_events, methods=["POST"]),
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
+import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -14,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import presented_token
 from app.api.errors import INTERNAL_ERROR, error_response, log_unexpected, route_template
+from app.logs import log_context
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("wootbridge.access")
@@ -130,10 +133,25 @@ def _caller_key(scope: Scope) -> str:
     return f"ip:{client[0]}"
 
 
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_MAX_LENGTH = 64
+_REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+def request_id_of(headers: Headers) -> str:
+    """The caller's ``X-Request-Id`` (e.g. the platform router's), reduced to
+    ``[A-Za-z0-9._:-]`` and 64 characters so it cannot forge log lines; a new one without."""
+    given = _REQUEST_ID_UNSAFE.sub("", headers.get(REQUEST_ID_HEADER, ""))
+    return given[:REQUEST_ID_MAX_LENGTH] or uuid.uuid4().hex
+
+
 class AccessLog:
     """One line per request: method, the route's loggable path (see ``route_template``: never
     the raw path, which may hold the Chatwoot webhook's secret, nor the query string, which may
-    hold a token), status, duration."""
+    hold a token), status, duration.
+
+    Also the request id: every record logged while the request runs carries it (see
+    ``app.logs.log_context``), and the response echoes it in ``X-Request-Id``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -144,23 +162,26 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        request_id = request_id_of(Headers(scope=scope))
 
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            access_logger.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                route_template(scope),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+        with log_context(request_id=request_id):
+            try:
+                await self.app(scope, receive, record_status)
+            finally:
+                access_logger.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    route_template(scope),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
 
 
 class CatchUnexpected:

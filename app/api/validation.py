@@ -63,6 +63,18 @@ def required_str(
     return value
 
 
+HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+"""A credential we send in an HTTP header: visible ASCII, no spaces (httpx cannot send more)."""
+
+
+def required_header_token(body: dict[str, Any], field: str, *, max_len: int = 2000) -> str:
+    """A token that travels as an HTTP header to a remote system (Chatwoot, Graph, gateway)."""
+    value = required_str(body, field, max_len=max_len)
+    if not HEADER_SAFE.fullmatch(value):
+        raise invalid_body(field, "must be printable ASCII without spaces (sent in an HTTP header)")
+    return value
+
+
 def optional_bool(body: dict[str, Any], field: str, default: bool = False) -> bool:
     value = body.get(field)
     if value is None:

@@ -78,7 +78,17 @@ class Cipher:
 
     def needs_rotation(self, stored: str) -> bool:
         """True when ``stored`` was written with a key other than the current one."""
-        return _split(stored)[1] != self._current_id
+        return stored_key_id(stored) != self._current_id
+
+    def reencrypt(self, stored: str, aad: bytes) -> str:
+        """``stored`` decrypted (with whichever configured key wrote it) and sealed again under
+        the current key, bound to the same ``aad``. Raises :class:`DecryptionError`."""
+        return self.encrypt(self.decrypt(stored, aad), aad)
+
+
+def stored_key_id(stored: str) -> str:
+    """The key id a stored secret names (public; raises :class:`DecryptionError` if malformed)."""
+    return _split(stored)[1]
 
 
 def _split(stored: str) -> tuple[str, str, str]:

@@ -173,7 +173,8 @@ class RelayEvent(BaseModel):
 
     ``natural_key`` (e.g. WhatsApp message id + kind) is unique per integration and direction,
     which makes a redelivered webhook a no-op. ``chat_key`` groups the events whose order
-    must be kept.
+    must be kept. Every write moves ``updated_at`` (update queries included, see
+    :meth:`update`), so a failed event's ``updated_at`` is when its last attempt was recorded.
     """
 
     id = peewee.BigAutoField()
@@ -202,8 +203,17 @@ class RelayEvent(BaseModel):
         indexes = (
             (("integration", "direction", "natural_key"), True),
             (("integration", "status", "chat_key", "id"), False),
+            (("integration", "status", "id"), False),  # failed events by page, oldest pending
             (("integration", "message_id"), False),
         )
+
+    @classmethod
+    def update(cls, __data: Any = None, **update: Any) -> Any:
+        """An update query that also sets ``updated_at`` (unless it sets it itself)."""
+        given = {getattr(key, "name", key) for key in __data or {}} | set(update)
+        if "updated_at" not in given:
+            update["updated_at"] = utcnow()
+        return super().update(__data, **update)
 
 
 class ChatLink(BaseModel):
