@@ -152,6 +152,22 @@ def build_handler(log_format: str | None = None, stream: IO[str] | None = None) 
     return handler
 
 
+def adopt_handlers(log_format: str | None = None) -> None:
+    """Give the root logger's existing handlers our format and filters.
+
+    Dramatiq sets up logging in each worker process (a handler writing to a pipe the parent
+    reads) before it imports the actors; replacing that handler would bypass the parent, so
+    the worker package calls this instead of :func:`configure_logging`."""
+    chosen = parse_log_format(log_format or os.environ.get("LOG_FORMAT"))
+    for handler in logging.getLogger().handlers:
+        if chosen == "json":
+            handler.setFormatter(JsonFormatter())
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
+        if not any(isinstance(f, SecretMaskingFilter) for f in handler.filters):
+            handler.addFilter(SecretMaskingFilter())
+
+
 def configure_logging(level: str | None = None, log_format: str | None = None) -> None:
     """Route every record through one :func:`build_handler` handler on the root logger."""
     root = logging.getLogger()

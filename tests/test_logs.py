@@ -16,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.config import ConfigError, Settings
-from app.logs import build_handler, current_context, log_context
+from app.logs import adopt_handlers, build_handler, current_context, log_context
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-value-0123456789"
@@ -185,3 +185,28 @@ def test_log_format_json_from_the_environment(tmp_path: Path) -> None:
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert any(r["message"].startswith("database ready at sqlite:///") for r in records)
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+
+
+def test_worker_handlers_set_up_by_dramatiq_are_adopted() -> None:
+    """Dramatiq's worker processes log through a handler of their own (a pipe to the parent):
+    ``adopt_handlers`` gives it our format and filters instead of replacing it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # what dramatiq's setup_worker_logging installs
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        adopt_handlers("json")
+        adopt_handlers("json")  # idempotent: one filter of each kind
+        with log_context(event_id=812, integration_id="int_abc"):
+            logging.getLogger("workers.relay").info("token=%s refused", SECRET)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    (line,) = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["logger"] == "workers.relay"
+    assert (record["event_id"], record["integration_id"]) == ("812", "int_abc")
+    assert SECRET not in line
+    assert len(handler.filters) == 2

@@ -3,8 +3,10 @@ and declares every actor. Actors are thin: they load ids and call into ``app.rel
 
 from __future__ import annotations
 
+from app.logs import adopt_handlers
 from workers.broker import setup_broker
 
+adopt_handlers()  # LOG_FORMAT and the secret masking apply to worker output too
 broker = setup_broker()
 
 from workers import provisioning, relay  # noqa: E402  (actors need the broker first)

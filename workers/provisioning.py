@@ -8,6 +8,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from app import jobs
+from app.logs import log_context
 from app.management import provisioning as service
 from app.store.db import thread_connection
 from workers.relay import replay_integration
@@ -36,7 +37,7 @@ def provision(integration_id: str, generation: int) -> None:
     unexpected failures (database down, bugs) raise, and Dramatiq retries those with backoff.
     When the last retry fails too, the failure is recorded so that nobody waits forever.
     """
-    with thread_connection():
+    with thread_connection(), log_context(integration_id=integration_id):
         try:
             activated = service.provision(integration_id, generation)
         except Exception as exc:

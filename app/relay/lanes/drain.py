@@ -35,6 +35,7 @@ from typing import Literal, Protocol
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
+from app.logs import log_context
 from app.relay.lanes import claims
 from app.relay.lanes.claims import ClaimLost, lock_seconds
 from app.relay.lanes.liveness import lock_token, running, take_over_if_orphaned
@@ -284,7 +285,8 @@ class _Lane:
             claims.reassert(row)
         self.attempted.add(row.id)
         interrupted = self.was_in_flight.get(row.id, True) or row.attempts > 0
-        step = self.handler.deliver(context, row, interrupted=interrupted)
+        with log_context(event_id=row.id, integration_id=self.integration_id):
+            step = self.handler.deliver(context, row, interrupted=interrupted)
         self.outstanding.discard(row.id)
         return step
 
