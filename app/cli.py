@@ -104,6 +104,20 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Erase the message content of events older than ``RETENTION_DAYS`` now (the workers do
+    it hourly); prints what was erased."""
+    from app.management.retention import purge
+    from app.store import init_store
+
+    settings = get_settings()
+    db = init_store(settings)
+    with db.connection_context():
+        result = purge(settings.retention_days)
+    print(result.summary())
+    return 0
+
+
 def _event_id(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) < 2**63:
         raise argparse.ArgumentTypeError(f"not an event id: {text!r}")
@@ -159,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("instance")
     retry.add_argument("ids", nargs="*", type=_event_id, metavar="ID")
     retry.set_defaults(func=cmd_retry)
+
+    purge = commands.add_parser(
+        "purge",
+        help="erase the message content of events delivered more than RETENTION_DAYS ago "
+        "(0: every delivered event so far); the workers do it hourly",
+    )
+    purge.set_defaults(func=cmd_purge)
 
     dev = commands.add_parser(
         "dev", help="run web + worker locally (SQLite, embedded Redis when REDIS_URL is unset)"

@@ -40,6 +40,23 @@ def parse_log_format(value: str | None) -> str:
     return chosen
 
 
+DEFAULT_RETENTION_DAYS = 30
+
+
+def parse_retention_days(value: str | None) -> int:
+    """``RETENTION_DAYS``: days a delivered event keeps its message content (default 30);
+    ``0`` erases every delivered event's content at the next purge."""
+    text = (value or "").strip()
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    if not text.isascii() or not text.lstrip("-").isdigit():
+        raise ConfigError("RETENTION_DAYS must be a whole number of days")
+    days = int(text)
+    if days < 0:
+        raise ConfigError("RETENTION_DAYS must be 0 or more")
+    return days
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the web and worker processes read from the environment."""
@@ -62,6 +79,7 @@ class Settings:
     unconfirmed_send_seconds: float = 60.0
     queue_namespace: str = "wootbridge"
     log_format: str = "text"
+    retention_days: int = DEFAULT_RETENTION_DAYS
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -112,6 +130,7 @@ class Settings:
             unconfirmed_send_seconds=config("UNCONFIRMED_SEND_SECONDS", cast=float, default=60.0),
             queue_namespace=config("QUEUE_NAMESPACE", cast=str, default="wootbridge"),
             log_format=parse_log_format(config("LOG_FORMAT", cast=str, default="text")),
+            retention_days=parse_retention_days(config("RETENTION_DAYS", cast=str, default="")),
         )
         settings.current_key()
         settings.old_keys()

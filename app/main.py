@@ -21,6 +21,7 @@ from app.api import (
     webhooks,
 )
 from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from app.api.intake_writer import stop_writer, writer_of
 from app.api.middleware import AccessLog, CatchUnexpected, ChatwootModuleGate, RateLimiter
 from app.config import Settings, get_settings, use_settings
 from app.logs import configure_logging
@@ -39,9 +40,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        writer_of(app).start()
         try:
             yield
         finally:
+            await stop_writer(app)
             await redis.aclose()
 
     app = Starlette(

@@ -1,10 +1,10 @@
-"""Baseline actors, run by ``dramatiq bench.actors`` on the project's broker and settings.
-
-``noop`` measures Dramatiq's own drain rate; ``post_once`` measures an actor doing one pooled
-httpx POST per message, which is the floor for a relay hop. Each counts itself in Redis.
-"""
+"""The drain baseline, run by ``dramatiq bench.actors`` on the project's broker and settings:
+``post_once`` does one pooled httpx POST per message (the floor for a relay hop) and records in
+Redis how many it did and when the first and the last one finished."""
 
 from __future__ import annotations
+
+import time
 
 import dramatiq
 
@@ -14,16 +14,16 @@ from workers.broker import setup_broker
 
 broker = setup_broker()
 
-COUNTER = "bench:done"
-
-
-@dramatiq.actor(queue_name="bench", max_retries=0)
-def noop() -> None:
-    get_redis().incr(redis_key(COUNTER))
+DONE, FIRST, LAST = "bench:done", "bench:first", "bench:last"
 
 
 @dramatiq.actor(queue_name="bench", max_retries=0)
 def post_once(url: str, headers: dict[str, str], body: dict[str, object]) -> None:
     response = shared_client(allow_private=True).post(url, json=body, headers=headers)
     response.raise_for_status()
-    get_redis().incr(redis_key(COUNTER))
+    now = str(time.time())
+    pipe = get_redis().pipeline()
+    pipe.incr(redis_key(DONE))
+    pipe.setnx(redis_key(FIRST), now)
+    pipe.set(redis_key(LAST), now)
+    pipe.execute()

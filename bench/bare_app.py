@@ -1,4 +1,5 @@
-"""Baseline: the cheapest Starlette JSON endpoint, served exactly like the real web process."""
+"""Baseline: the cheapest Starlette JSON endpoint, served exactly like the real web process.
+It accepts a POST on any path, so it receives the very requests sent to the bridge."""
 
 from __future__ import annotations
 
@@ -13,4 +14,13 @@ async def accept(request: Request) -> JSONResponse:
     return JSONResponse({"received": 1})
 
 
-app = Starlette(routes=[Route("/", accept, methods=["POST"])])
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+app = Starlette(
+    routes=[
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/{path:path}", accept, methods=["POST"]),
+    ]
+)

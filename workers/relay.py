@@ -1,4 +1,5 @@
-"""Actors of the relay: drain one chat's lane, replay an integration, and the recovery sweep."""
+"""Actors of the relay: drain one chat's lane, replay an integration, the recovery sweep, and
+the hourly retention purge."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from app import jobs
+from app.config import get_settings
+from app.management import retention
 from app.relay.inbound.deliver import InboundHandler
 from app.relay.lanes import drain, liveness, recovery
 from app.relay.outbound.deliver import OutboundHandler
@@ -21,6 +24,9 @@ logger = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
 SWEEP_IDLE_SECONDS = 10.0
 HEARTBEAT_RETRY_SECONDS = 0.5
+PURGE_INTERVAL_SECONDS = 3600.0  # one purge an hour, over all worker processes
+PURGE_CHECK_SECONDS = 300.0  # how often each process asks whether a purge is due
+PURGE_LOCK_SECONDS = 300.0  # extended after every batch while a purge runs
 
 
 def wake_lane(direction: str, integration_id: str, chat_key: str) -> None:
@@ -94,9 +100,30 @@ def sweep(idle_seconds: float = SWEEP_IDLE_SECONDS) -> int:
     return len(found)
 
 
+def purge_if_due(interval: float = PURGE_INTERVAL_SECONDS) -> retention.PurgeResult | None:
+    """Run the retention purge unless one ran (in any process) less than ``interval`` ago or
+    is running now; None when skipped. One process at a time: a Redis lock, extended after
+    every batch; the time of the last purge is a Redis key that expires after ``interval``."""
+    client = get_redis()
+    lock = client.lock(redis_key("retention:lock"), timeout=PURGE_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        return None
+    try:
+        if client.exists(redis_key("retention:done")):
+            return None
+        with thread_connection():
+            result = retention.purge(get_settings().retention_days, keep_alive=lock.reacquire)
+        client.set(redis_key("retention:done"), "1", ex=max(1, int(interval)))
+    finally:
+        lock.release()
+    return result
+
+
 class RecoverySweeper(Middleware):
-    """On worker boot, and then every 10 s, re-enqueue stored-but-undelivered events; and
-    every 3 s, say this process is alive (its lanes are taken over once it is not).
+    """On worker boot, and then every 10 s, re-enqueue stored-but-undelivered events; every
+    3 s, say this process is alive (its lanes are taken over once it is not); and every 5 min
+    see whether the hourly retention purge is due (its own thread: a long purge never delays
+    a sweep).
 
     Dramatiq hands a killed worker's messages back only after a heartbeat timeout and a rare
     maintenance pass, so we never rely on it: the database is the source of truth. The
@@ -108,16 +135,22 @@ class RecoverySweeper(Middleware):
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.clear()
-        threading.Thread(target=self._beat, name="liveness-heartbeat", daemon=True).start()
-        threading.Thread(target=self._sweep, name="recovery-sweeper", daemon=True).start()
+        # one stop signal per boot: threads of an earlier worker on the same broker (tests boot
+        # several) never see a later boot's fresh signal and always end
+        self._stop = stop = threading.Event()
+        for target, name in (
+            (self._beat, "liveness-heartbeat"),
+            (self._sweep, "recovery-sweeper"),
+            (self._purge, "retention-purge"),
+        ):
+            threading.Thread(target=target, args=(stop,), name=name, daemon=True).start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop.set()
 
-    def _beat(self) -> None:
+    def _beat(self, stop: threading.Event) -> None:
         failing = False
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 liveness.beat()
                 failing = False
@@ -125,14 +158,22 @@ class RecoverySweeper(Middleware):
                 level = logging.DEBUG if failing else logging.WARNING
                 logger.log(level, "liveness heartbeat failed: %s", type(exc).__name__)
                 failing = True
-            self._stop.wait(HEARTBEAT_RETRY_SECONDS if failing else liveness.HEARTBEAT_SECONDS)
+            stop.wait(HEARTBEAT_RETRY_SECONDS if failing else liveness.HEARTBEAT_SECONDS)
 
-    def _sweep(self) -> None:
+    def _sweep(self, stop: threading.Event) -> None:
         idle = 0.0  # at boot, everything pending is due
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 sweep(idle)
                 idle = SWEEP_IDLE_SECONDS
             except Exception:  # the sweeper must keep running; the failure is logged
                 logger.exception("recovery sweep failed")
-            self._stop.wait(SWEEP_INTERVAL_SECONDS if idle else liveness.HEARTBEAT_SECONDS)
+            stop.wait(SWEEP_INTERVAL_SECONDS if idle else liveness.HEARTBEAT_SECONDS)
+
+    def _purge(self, stop: threading.Event) -> None:
+        # the first check waits too: a booting worker first recovers the lanes
+        while not stop.wait(PURGE_CHECK_SECONDS):
+            try:
+                purge_if_due()
+            except Exception:  # the purge is retried at the next check; the failure is logged
+                logger.exception("retention purge failed")

@@ -3,7 +3,9 @@
 Authenticated by the unguessable path secret (constant time) and, when Chatwoot sends one
 (v4.13+), ``X-Chatwoot-Signature`` over ``"{timestamp}.{raw body}"`` with the inbox's signing
 secret, with stale timestamps refused. Only what must go to WhatsApp is stored; the rest is
-acknowledged cheaply. Chatwoot gives up after 5 s and never retries, so nothing slow happens here.
+acknowledged cheaply. Chatwoot gives up after 5 s and never retries, so nothing slow happens here:
+the integration and its secrets come from the process's lookup cache, and storing goes through
+the group-committing writer (:mod:`app.api.intake_writer`).
 """
 
 from __future__ import annotations
@@ -17,37 +19,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.api.common import in_db, secrets_equal
+from app.api.common import secrets_equal
 from app.api.errors import ApiError
+from app.api.intake_writer import submit_outbound
+from app.api.lookups import webhook_integration
 from app.api.names import ROW_ID
-from app.api.queue import enqueue_lanes
-from app.api.webhook_body import (
-    STORAGE_DOWN,
-    STORAGE_ERRORS,
-    parse_json,
-    parse_or_400,
-    read_raw_body,
-)
-from app.relay.lanes.drain import deliverable
+from app.api.webhook_body import parse_json, parse_or_400, read_raw_body
+from app.management.lookup_cache import WebhookIntegration
 from app.relay.outbound.chatwoot_webhook import (
     ConversationStatusChanged,
     Ignored,
     parse_chatwoot_webhook,
 )
-from app.relay.outbound.intake import record_conversation_status, store_reply
-from app.store.models import DIRECTION_OUTBOUND, ChatwootIntegration
+from app.relay.outbound.intake_batch import OutboundRequest
 
 logger = logging.getLogger(__name__)
 
 MAX_CLOCK_SKEW_SECONDS = 300
 
 
-def _integration(integration_id: str) -> ChatwootIntegration:
+async def _integration(request: Request) -> WebhookIntegration:
+    integration_id = request.path_params["integration"]
     if ROW_ID.fullmatch(integration_id) is None:
         raise ApiError(404, "integration not found")
-    found: ChatwootIntegration | None = ChatwootIntegration.get_or_none(
-        ChatwootIntegration.id == integration_id
-    )
+    found = await webhook_integration(request, integration_id)
     if found is None:
         raise ApiError(404, "integration not found")
     return found
@@ -75,18 +70,14 @@ def verify_signature(
 
 async def chatwoot_webhook(request: Request) -> Response:
     raw = await read_raw_body(request)
-    try:
-        integration = await in_db(_integration, request.path_params["integration"])
-    except STORAGE_ERRORS as exc:
-        raise ApiError(503, STORAGE_DOWN) from exc
-    expected = integration.get_secret("webhook_secret") or ""
-    if not secrets_equal(request.path_params["secret"], expected):
+    integration = await _integration(request)
+    if not secrets_equal(request.path_params["secret"], integration.webhook_secret):
         raise ApiError(401, "invalid secret")
     verify_signature(
         raw,
         request.headers.get("x-chatwoot-signature"),
         request.headers.get("x-chatwoot-timestamp"),
-        integration.get_secret("inbox_secret"),
+        integration.inbox_secret,
         time.time(),
     )
     body = parse_json(raw)
@@ -96,16 +87,12 @@ async def chatwoot_webhook(request: Request) -> Response:
             # an agent's message or a status change we could not read: visible in the log
             logger.warning("chatwoot webhook for %s not relayed: %s", integration.id, parsed.reason)
         return JSONResponse({"stored": 0, "ignored": parsed.reason})
-    try:
-        if isinstance(parsed, ConversationStatusChanged):
-            await in_db(record_conversation_status, integration, parsed)
-            return JSONResponse({"stored": 0, "conversation_status": parsed.status})
-        stored = await in_db(store_reply, integration, parsed)
-    except STORAGE_ERRORS as exc:
-        raise ApiError(503, STORAGE_DOWN) from exc
-    if stored and deliverable(integration):
-        await enqueue_lanes(DIRECTION_OUTBOUND, integration.id, [parsed.recipient])
-    return JSONResponse({"stored": int(stored)})
+    outcome = await submit_outbound(request, OutboundRequest(integration.id, parsed))
+    if not outcome.integration_found:  # deleted since it was looked up
+        raise ApiError(404, "integration not found")
+    if isinstance(parsed, ConversationStatusChanged):
+        return JSONResponse({"stored": 0, "conversation_status": parsed.status})
+    return JSONResponse({"stored": int(outcome.stored)})
 
 
 routes = [

@@ -11,17 +11,18 @@ from starlette.requests import Request
 
 from app.api.auth import Principal, authenticate, request_token
 from app.config import Settings
-from app.store.db import thread_connection
+from app.store.db import request_connection
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 async def in_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run blocking database work in the thread pool, on that thread's kept connection."""
+    """Run blocking database work in the thread pool (a pooled connection is handed back at
+    the end: pool threads may exit when idle)."""
 
     def run() -> T:
-        with thread_connection():
+        with request_connection():
             return fn(*args, **kwargs)
 
     return await run_in_threadpool(run)

@@ -7,10 +7,13 @@ import logging
 import anyio
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.api.common import in_db
+from app.integrations import latency
+from app.integrations.latency import Histogram
+from app.management.metrics import CONTENT_TYPE, read_store
 from app.management.metrics import render as render_metrics
 from app.store.db import database
 
@@ -49,10 +52,22 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text: relays by direction and outcome, queue lag, retries, latency."""
-    body = await in_db(render_metrics)
-    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+async def _remote_call_histograms(request: Request) -> list[Histogram] | None:
+    """The latency histograms from Redis, or None (logged) when Redis does not answer."""
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+            fields = await request.app.state.redis.hgetall(latency.histogram_key())
+    except (RedisError, OSError, TimeoutError) as exc:
+        logger.warning("metrics: remote call histograms unavailable: %s", type(exc).__name__)
+        return None
+    return latency.parse(fields)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text: event counters, queue lag, integrations, remote call latency."""
+    store = await in_db(read_store)
+    histograms = await _remote_call_histograms(request)
+    return Response(render_metrics(store, histograms), media_type=CONTENT_TYPE)
 
 
 routes = [

@@ -1,7 +1,9 @@
 """Webhooks from the WhatsApp side: verify, parse, store, enqueue, answer — nothing else.
 
 No Chatwoot or WhatsApp call happens here (DESIGN invariant 8). A body is answered 200 only
-once its events are committed; a redelivery stores nothing new and is still 200.
+once its events are committed; a redelivery stores nothing new and is still 200. The instance
+and its secrets come from the process's lookup cache (:mod:`app.api.lookups`); storing goes
+through the group-committing writer (:mod:`app.api.intake_writer`).
 """
 
 from __future__ import annotations
@@ -14,58 +16,38 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from app.api.common import in_db, secrets_equal
+from app.api.common import secrets_equal
 from app.api.errors import INSTANCE_NOT_FOUND, ApiError
+from app.api.intake_writer import submit_inbound
 from app.api.jsonbody import storable
+from app.api.lookups import webhook_instance
 from app.api.names import is_instance_name
-from app.api.queue import enqueue_lanes
-from app.api.webhook_body import (
-    STORAGE_DOWN,
-    STORAGE_ERRORS,
-    parse_json,
-    parse_or_400,
-    read_raw_body,
-)
-from app.management.instances import integration_of
+from app.api.webhook_body import parse_json, parse_or_400, read_raw_body
+from app.management.lookup_cache import WebhookInstance
 from app.relay.inbound.cloud_webhook import parse_cloud_webhook
 from app.relay.inbound.gateway_webhook import envelope_token, parse_gateway_webhook
-from app.relay.inbound.intake import StoredEvent, store_inbound
-from app.relay.lanes.drain import deliverable
-from app.relay.messages import Event, InboundMessage, ParsedBody
-from app.store.models import (
-    DIRECTION_INBOUND,
-    PROVIDER_CLOUD,
-    PROVIDER_GATEWAY,
-    ChatwootIntegration,
-    Instance,
-)
+from app.relay.inbound.intake_batch import InboundRequest
+from app.relay.messages import ParsedBody
+from app.store.models import PROVIDER_CLOUD, PROVIDER_GATEWAY
 
 logger = logging.getLogger(__name__)
 
 
-def _webhook_instance(name: str, provider: str) -> Instance:
+async def _load_instance(request: Request, provider: str) -> WebhookInstance:
+    name = request.path_params["instance"]
     if not is_instance_name(name):
         raise ApiError(404, INSTANCE_NOT_FOUND)
-    instance: Instance | None = Instance.get_or_none(
-        (Instance.name == name) & (Instance.provider == provider)
-    )
+    instance = await webhook_instance(request, name, provider)
     if instance is None:
         raise ApiError(404, INSTANCE_NOT_FOUND)
     return instance
 
 
-async def _load_instance(name: str, provider: str) -> Instance:
-    try:
-        return await in_db(_webhook_instance, name, provider)
-    except STORAGE_ERRORS as exc:
-        raise ApiError(503, STORAGE_DOWN) from exc
-
-
 async def cloud_verify(request: Request) -> Response:
     """Meta's subscription handshake: echo ``hub.challenge`` for the right verify token."""
-    instance = await _load_instance(request.path_params["instance"], PROVIDER_CLOUD)
+    instance = await _load_instance(request, PROVIDER_CLOUD)
     params = request.query_params
-    expected = instance.get_secret("cloud_verify_token") or ""
+    expected = instance.verify_token
     given = params.get("hub.verify_token", "")
     if params.get("hub.mode") != "subscribe" or not secrets_equal(given, expected):
         raise ApiError(403, "verification failed")
@@ -81,64 +63,46 @@ def valid_meta_signature(raw: bytes, header: str | None, app_secret: str) -> boo
 
 
 async def cloud_webhook(request: Request) -> Response:
-    instance = await _load_instance(request.path_params["instance"], PROVIDER_CLOUD)
+    instance = await _load_instance(request, PROVIDER_CLOUD)
     raw = await read_raw_body(request)
-    app_secret = instance.get_secret("cloud_app_secret") or ""
-    if not valid_meta_signature(raw, request.headers.get("x-hub-signature-256"), app_secret):
+    signature = request.headers.get("x-hub-signature-256")
+    if not valid_meta_signature(raw, signature, instance.app_secret):
         raise ApiError(401, "invalid signature")
     body = parse_json(raw)
-    phone_number_id = str(instance.cloud_phone_number_id)
+    phone_number_id = instance.phone_number_id
     parsed = parse_or_400(lambda: parse_cloud_webhook(body, phone_number_id), "cloud")
-    return await _accept(instance, parsed)
+    return await _accept(request, instance, parsed)
 
 
 async def gateway_webhook(request: Request) -> Response:
-    instance = await _load_instance(request.path_params["instance"], PROVIDER_GATEWAY)
+    instance = await _load_instance(request, PROVIDER_GATEWAY)
     body = parse_json(await read_raw_body(request))
-    expected = instance.get_secret("gateway_token") or ""
+    expected = instance.gateway_token
     given = envelope_token(body) or ""
     if not given or not secrets_equal(given, expected):
         raise ApiError(401, "invalid token")
     path_event = request.path_params.get("event")
     event = None if path_event is None else storable(path_event)
     parsed = parse_or_400(lambda: parse_gateway_webhook(body, event), "gateway")
-    return await _accept(instance, parsed)
+    return await _accept(request, instance, parsed)
 
 
-def _relayed(integration: ChatwootIntegration, events: list[Event]) -> list[Event]:
-    """Drop what the integration does not want: group messages when ``ignoreGroups``."""
-    if not integration.ignore_groups:
-        return events
-    return [e for e in events if not (isinstance(e, InboundMessage) and e.is_group)]
-
-
-def _store(
-    instance: Instance, events: list[Event]
-) -> tuple[ChatwootIntegration | None, list[StoredEvent]]:
-    integration = integration_of(instance)
-    if integration is None:
-        return None, []
-    return integration, store_inbound(integration, _relayed(integration, events))
-
-
-async def _accept(instance: Instance, parsed: ParsedBody) -> Response:
+async def _accept(request: Request, instance: WebhookInstance, parsed: ParsedBody) -> Response:
+    """Store through the group-committing writer; 200 once committed (and enqueued)."""
     for note in parsed.ignored:
         logger.info("webhook for %s: ignored %s", instance.name, note)
-    try:
-        integration, stored = await in_db(_store, instance, parsed.events)
-    except STORAGE_ERRORS as exc:
-        logger.error("webhook for %s not stored: %s", instance.name, type(exc).__name__)
-        raise ApiError(503, STORAGE_DOWN) from exc
-    if integration is None:
+    found, stored = False, 0
+    if instance.integration_id is not None:
+        item = InboundRequest.of(instance.integration_id, parsed.events)
+        outcome = await submit_inbound(request, item)
+        found, stored = outcome.integration_found, outcome.stored
+    if not found:
         logger.info(
             "webhook for %s: no chatwoot integration; %d events not relayed",
             instance.name,
             len(parsed.events),
         )
-    elif stored and deliverable(integration):
-        chats = list(dict.fromkeys(s.chat_key for s in stored))
-        await enqueue_lanes(DIRECTION_INBOUND, integration.id, chats)
-    return JSONResponse({"received": len(parsed.events), "stored": len(stored)})
+    return JSONResponse({"received": len(parsed.events), "stored": stored})
 
 
 routes = [

@@ -38,7 +38,9 @@ import httpcore
 import httpx
 import tenacity
 
+from app.integrations import latency
 from app.integrations.errors import is_transient
+from app.integrations.latency import remote_of
 from app.integrations.urlguard import (
     Resolver,
     UrlNotAllowed,
@@ -190,6 +192,17 @@ class GuardedTransport(httpx.HTTPTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """One exchange, its latency observed (to the response head; see ``latency``)."""
+        started = time.perf_counter()
+        outcome = "transport_error"
+        try:
+            response = self._guarded_request(request)
+            outcome = "ok" if response.status_code < 400 else "http_error"
+            return response
+        finally:
+            latency.observe(remote_of(request), outcome, time.perf_counter() - started)
+
+    def _guarded_request(self, request: httpx.Request) -> httpx.Response:
         try:
             return super().handle_request(request)
         except httpx.ConnectError as exc:

@@ -9,6 +9,7 @@ import peewee
 
 from app.config import Settings
 from app.management.integrations import pending_events, save_request
+from app.management.lookup_cache import bump_config_version
 from app.management.provisioning import IntegrationRequest
 from app.store.db import database
 from app.store.ids import hash_token, new_id, new_token
@@ -102,6 +103,7 @@ def create_instance(
         integration, generation = (
             save_request(instance, chatwoot) if chatwoot is not None else (None, 0)
         )
+    bump_config_version()
     logger.info("instance %s created (%s) for account %s", spec.name, spec.provider, account.id)
     return CreatedInstance(instance, token, verify_token, integration, generation)
 
@@ -168,5 +170,6 @@ def delete_instance(instance: Instance) -> int:
         ).execute()
         ChatwootIntegration.delete().where(ChatwootIntegration.instance == instance).execute()
         instance.delete_instance()
+    bump_config_version()
     logger.info("instance %s deleted; %d pending relay events dropped", instance.name, dropped)
     return dropped

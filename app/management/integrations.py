@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 import peewee
 
 from app.management import provisioning
+from app.management.lookup_cache import bump_config_version
 from app.management.provisioning import IntegrationRequest, ProvisioningFailure
+from app.store.counters import DIRECTIONS, counters_of, last_bumped_at
 from app.store.db import database
 from app.store.ids import new_id, new_token
 from app.store.models import (
-    EVENT_DELIVERED,
     EVENT_FAILED,
     EVENT_PENDING,
     STATE_ACTIVE,
@@ -57,6 +57,7 @@ def save_request(
             .where(ChatwootIntegration.id == integration.id)
             .scalar()
         )
+    bump_config_version()
     return integration, generation
 
 
@@ -108,6 +109,7 @@ def set_paused(integration: ChatwootIntegration, paused: bool) -> ChatwootIntegr
         ChatwootIntegration.update(**fields).where(
             ChatwootIntegration.id == integration.id
         ).execute()
+    bump_config_version()
     for name, value in fields.items():
         setattr(integration, name, value)
     logger.info("integration %s %s", integration.id, "paused" if paused else "resumed")
@@ -120,6 +122,7 @@ def delete_integration(integration: ChatwootIntegration) -> int:
         dropped = pending_events(ChatwootIntegration.id == integration.id)
         RelayEvent.delete().where(RelayEvent.integration == integration.id).execute()
         integration.delete_instance()
+    bump_config_version()
     logger.info("integration %s deleted; %d pending relay events dropped", integration.id, dropped)
     return dropped
 
@@ -142,30 +145,35 @@ class RelayCounters:
 
 
 def relay_counters(integration: ChatwootIntegration) -> RelayCounters:
-    """Counts by status and the last delivery time, straight from the store."""
-    query = (
-        RelayEvent.select(
-            RelayEvent.status,
-            peewee.fn.COUNT(RelayEvent.id),
-            peewee.fn.MAX(RelayEvent.delivered_at),
-        )
-        .where(RelayEvent.integration == integration.id)
-        .group_by(RelayEvent.status)
-        .tuples()
-    )
-    rows = cast("Iterable[tuple[str, int, object]]", query)
-    counts: dict[str, int] = {}
-    last: object = None
-    for status, count, last_delivered in rows:
-        counts[status] = int(count)
-        if status == EVENT_DELIVERED:
-            last = last_delivered
+    """What ``list`` shows, without counting over the integration's history.
+
+    ``delivered`` and ``last_delivered_at`` come from the ``relayed`` counters (bumped in the
+    transaction that records a delivery). ``pending`` and ``failed`` are what is in the store
+    *now*: counts over the index ``(integration, status, id)``, which read only the pending or
+    failed rows (the backlog, and failures kept until retried or deleted), never delivered ones.
+    Counters could not give ``failed``: a deleted failed event moves no counter.
+    """
+    counted = counters_of(str(integration.id))
+    delivered = sum(counted[(direction, "relayed")] for direction in DIRECTIONS)
+    last = last_bumped_at(str(integration.id), "relayed") if delivered else None
     return RelayCounters(
-        pending=counts.get(EVENT_PENDING, 0),
-        delivered=counts.get(EVENT_DELIVERED, 0),
-        failed=counts.get(EVENT_FAILED, 0),
-        last_delivered_at=rfc3339(last) if last else None,
+        pending=_count_with_status(integration, EVENT_PENDING),
+        delivered=delivered,
+        failed=_count_with_status(integration, EVENT_FAILED),
+        last_delivered_at=rfc3339(last) if last is not None else None,
     )
+
+
+def count_with_status_query(integration_id: str, status: str) -> Any:
+    """The integration's events in ``status``, counted over the ``(integration, status, id)``
+    index (an index-only range on SQLite and PostgreSQL)."""
+    return RelayEvent.select(peewee.fn.COUNT(RelayEvent.id)).where(
+        (RelayEvent.integration == integration_id) & (RelayEvent.status == status)
+    )
+
+
+def _count_with_status(integration: ChatwootIntegration, status: str) -> int:
+    return int(count_with_status_query(str(integration.id), status).scalar() or 0)
 
 
 def rfc3339(value: object) -> str:

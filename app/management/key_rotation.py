@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import peewee
 
+from app.management.lookup_cache import bump_config_version
 from app.store.crypto import Cipher, DecryptionError, associated_data, stored_key_id
 from app.store.db import database
 from app.store.models import ALL_MODELS, SecretFieldsMixin
@@ -200,7 +201,9 @@ def rotate_keys(
     rotation = KeyRotation(
         cipher, batch_size=batch_size, max_rows=max_rows, before_write=before_write
     )
-    return rotation.run()
+    report = rotation.run()
+    bump_config_version()  # plaintexts are unchanged, but cached lookups reload anyway
+    return report
 
 
 def _columns(model: type[peewee.Model]) -> list[peewee.Field]:

@@ -26,6 +26,7 @@ from app.integrations.errors import (
     RemoteUnprocessable,
 )
 from app.integrations.urlguard import UrlNotAllowed, check_url_allowed
+from app.management.lookup_cache import bump_config_version
 from app.relay.clients import client_for
 from app.store.db import database
 from app.store.models import (
@@ -234,6 +235,7 @@ def _settle(integration_id: str, generation: int, **fields: Any) -> None:
             (ChatwootIntegration.id == integration_id)
             & (ChatwootIntegration.provision_completed < generation)
         ).execute()
+    bump_config_version()
 
 
 @contextmanager

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from app.store.models import (
     EVENT_PENDING,
     EVENT_WAITING,
@@ -9,6 +12,47 @@ from app.store.models import (
     MessageMap,
     RelayEvent,
 )
+
+
+@dataclass(frozen=True)
+class MessageLink:
+    """A WhatsApp message and the Chatwoot message it became, to be remembered."""
+
+    whatsapp_id: str
+    chatwoot_id: int
+    conversation_id: int
+    direction: str
+
+
+def remember_messages(integration_id: str, links: Sequence[MessageLink]) -> int:
+    """:func:`remember_message` for many links at once (one insert, one wake for the business's
+    own messages); used when a drain flushes the outcomes of a batch. Returns statuses woken."""
+    if not links:
+        return 0
+    MessageMap.insert_many(
+        [
+            {
+                MessageMap.integration: integration_id,
+                MessageMap.whatsapp_message_id: link.whatsapp_id,
+                MessageMap.chatwoot_message_id: link.chatwoot_id,
+                MessageMap.chatwoot_conversation_id: link.conversation_id,
+                MessageMap.direction: link.direction,
+            }
+            for link in links
+        ]
+    ).on_conflict_ignore().execute()
+    outgoing = [link.whatsapp_id for link in links if link.direction != "incoming"]
+    if not outgoing:
+        return 0  # WhatsApp sends statuses only for messages the business sent
+    return int(
+        RelayEvent.update(status=EVENT_PENDING, next_attempt_at=None)
+        .where(
+            (RelayEvent.integration == integration_id)
+            & RelayEvent.message_id.in_(outgoing)
+            & (RelayEvent.status == EVENT_WAITING)
+        )
+        .execute()
+    )
 
 
 def remember_message(
@@ -67,10 +111,13 @@ def record_tick(integration: ChatwootIntegration, whatsapp_id: str, status: str)
     ).execute()
 
 
-def record_sent(integration: ChatwootIntegration, chatwoot_id: int) -> None:
-    """Our own ``sent`` tick, on every WhatsApp part of the reply that has none yet."""
+def record_sent(integration: ChatwootIntegration | str, chatwoot_ids: int | Sequence[int]) -> None:
+    """Our own ``sent`` tick, on every WhatsApp part of the replies that has none yet."""
+    ids = [chatwoot_ids] if isinstance(chatwoot_ids, int) else list(chatwoot_ids)
+    if not ids:
+        return
     MessageMap.update(status="sent").where(
         (MessageMap.integration == integration)
-        & (MessageMap.chatwoot_message_id == chatwoot_id)
+        & MessageMap.chatwoot_message_id.in_(ids)
         & MessageMap.status.is_null()
     ).execute()

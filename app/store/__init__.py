@@ -9,6 +9,7 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as run_migrations
 
 from app.config import Settings
+from app.store.counters import backfill_counters
 from app.store.crypto import Cipher
 from app.store.db import open_database
 from app.store.models import ALL_MODELS, configure_cipher
@@ -28,15 +29,20 @@ def migrate(db: peewee.Database) -> None:
     """Create missing tables and indexes, and add columns that newer models declare
     (idempotent; run on every release). New columns must be nullable or have a default."""
     with db.connection_context():
-        db.create_tables(ALL_MODELS, safe=True)
+        # columns first: an index created with the tables may name a column added just now
         _add_missing_columns(db)
+        db.create_tables(ALL_MODELS, safe=True)
+        backfill_counters()
 
 
 def _add_missing_columns(db: peewee.Database) -> None:
     migrator = SchemaMigrator.from_database(db)
     operations = []
+    tables = set(db.get_tables())
     for model in ALL_MODELS:
         table = model._meta.table_name
+        if table not in tables:
+            continue  # created whole by create_tables
         existing = {column.name for column in db.get_columns(table)}
         for field in model._meta.sorted_fields:
             if field.column_name not in existing:

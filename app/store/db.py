@@ -2,7 +2,9 @@
 
 Models bind to :data:`database` (a proxy) so they can be declared before settings are read.
 PostgreSQL URLs get a connection pool; SQLite runs in WAL mode with full fsync, because a
-webhook is acknowledged only after its event is durably committed.
+webhook is acknowledged only after its event is durably committed, and with ``secure_delete``,
+so that content the retention purge erases (app/management/retention.py) is overwritten with
+zeros in the file instead of lingering in free space.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 
 import peewee
 from playhouse.db_url import connect
+from playhouse.pool import PooledDatabase
 
 database = peewee.DatabaseProxy()
 
@@ -21,6 +24,7 @@ SQLITE_PRAGMAS = {
     "synchronous": "full",
     "foreign_keys": 1,
     "busy_timeout": 10_000,
+    "secure_delete": 1,  # freed bytes are zeroed: erased message content leaves the file
 }
 _POSTGRES_SCHEMES = {"postgres", "postgresql"}
 
@@ -61,6 +65,31 @@ def thread_connection() -> Iterator[None]:
         if not database.is_closed():
             database.close()
         raise
+
+
+@contextmanager
+def request_connection() -> Iterator[None]:
+    """A connection for one unit of work of a short-lived thread (the web's thread pool, whose
+    threads exit when idle). From a pool, the connection goes back at the end: a thread that
+    exits while keeping one would hold it out of the pool for good. SQLite connections are
+    kept per thread as :func:`thread_connection` does (they are closed with their thread)."""
+    if not isinstance(database.obj, PooledDatabase):
+        with thread_connection():
+            yield
+        return
+    opened_here = database.is_closed()
+    if opened_here:
+        database.connect()
+    try:
+        yield
+    except CONNECTION_ERRORS:
+        if not database.is_closed():
+            database.close()
+            opened_here = False
+        raise
+    finally:
+        if opened_here and not database.is_closed():
+            database.close()
 
 
 def describe(url: str) -> str:

@@ -198,6 +198,8 @@ class RelayEvent(BaseModel):
     last_error = peewee.TextField(default="")
     next_attempt_at = peewee.DateTimeField(null=True)
     delivered_at = peewee.DateTimeField(null=True)
+    # when the retention purge replaced the payload by a stub (app/management/retention.py)
+    content_erased_at = peewee.DateTimeField(null=True)
 
     class Meta:
         indexes = (
@@ -214,6 +216,18 @@ class RelayEvent(BaseModel):
         if "updated_at" not in given:
             update["updated_at"] = utcnow()
         return super().update(__data, **update)
+
+
+# The retention purge's index: only events whose content is still there, so an hourly purge
+# reads the rows it erases, not the millions it erased before.
+RelayEvent.add_index(
+    RelayEvent.index(
+        RelayEvent.status,
+        RelayEvent.delivered_at,
+        where=RelayEvent.content_erased_at.is_null(),
+        name="relayevent_retention",
+    )
+)
 
 
 class ChatLink(BaseModel):
@@ -273,6 +287,28 @@ class MessageMap(BaseModel):
         )
 
 
+class RelayCounter(peewee.Model):
+    """How many events of an integration were received/relayed/failed/retried, per direction.
+
+    Bumped by :func:`app.store.counters.bump_counters` inside the transaction that makes the
+    change it counts, so ``/metrics`` and ``list`` never count over ``relay_event``.
+    """
+
+    # no index of its own: the unique index below starts with it
+    integration = peewee.ForeignKeyField(
+        ChatwootIntegration, backref="counters", on_delete="CASCADE", index=False
+    )
+    direction = peewee.CharField(max_length=16)
+    outcome = peewee.CharField(max_length=16)
+    value = peewee.BigIntegerField(default=0)
+    updated_at = peewee.DateTimeField(default=utcnow)  # last bump: last delivery for "relayed"
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+        indexes = ((("integration", "direction", "outcome"), True),)
+
+
 ALL_MODELS: list[type[peewee.Model]] = [
     Account,
     Instance,
@@ -281,4 +317,5 @@ ALL_MODELS: list[type[peewee.Model]] = [
     ChatLink,
     ChatAlias,
     MessageMap,
+    RelayCounter,
 ]

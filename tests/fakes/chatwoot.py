@@ -112,6 +112,7 @@ class FakeChatwoot(ConversationEndpoints, FakeServer):
             for method, path, name, scope in ROUTES
         ]
         routes.append(Route("/__fake/stats", self._stats, methods=["GET"]))
+        routes.append(Route("/__fake/messages", self._messages_record, methods=["GET"]))
         routes.append(
             Route("/{path:path}", self._endpoint("route_not_found", "public"), methods=ALL_METHODS)
         )
@@ -129,6 +130,14 @@ class FakeChatwoot(ConversationEndpoints, FakeServer):
                     "schema_errors": len(self.schema_errors),
                 }
             )
+
+    async def _messages_record(self, request: Request) -> JSONResponse:
+        """Every message as [conversation id, message id, content], for benchmark checks."""
+        with self._lock:
+            rows = [
+                [m["conversation_id"], m["id"], m.get("content")] for m in self.messages.values()
+            ]
+        return JSONResponse(rows)
 
     # ---- seeding ----
     def add_account(self, name: str = "Acme") -> int:

@@ -28,14 +28,11 @@ from app.relay.clients import MediaFetcher
 from app.relay.inbound import chats
 from app.relay.inbound.render import render_inbound
 from app.relay.lanes import drain
-from app.relay.message_map import advances, record_tick, remember_message
+from app.relay.message_map import MessageLink, advances, record_tick
 from app.relay.messages import InboundMessage, Media, StatusUpdate, event_from_json
-from app.store.db import database
 from app.store.models import (
     DIRECTION_INBOUND,
     DIRECTION_OUTBOUND,
-    EVENT_DELIVERED,
-    EVENT_WAITING,
     ChatwootIntegration,
     MessageMap,
     RelayEvent,
@@ -49,19 +46,9 @@ class MediaUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class MessageLink:
-    """A WhatsApp message and the Chatwoot message it became, to be remembered."""
-
-    whatsapp_id: str
-    chatwoot_id: int
-    conversation_id: int
-    direction: str
-
-
-@dataclass(frozen=True)
 class Delivered:
     """The event reached Chatwoot (or was found there already). ``link`` is recorded by the
-    caller in the same transaction that marks the event delivered."""
+    lane in the same transaction that marks the event delivered."""
 
     link: MessageLink | None = None
 
@@ -216,7 +203,6 @@ class IntegrationBroken(Exception):
 
 class InboundHandler:
     direction = DIRECTION_INBOUND
-    asserts_claim = False  # the lane re-asserts the claim before each event
 
     def __init__(self, wake: drain.Waker) -> None:
         self._wake = wake
@@ -241,25 +227,9 @@ class InboundHandler:
             return drain.hold_integration(context.integration, row, str(exc))
         except RemoteError as exc:
             return _classify(context, row, exc)
-        _record(context, row, outcome)
-        return drain.DELIVERED
-
-
-def _record(context: InboundContext, row: RelayEvent, outcome: Outcome) -> None:
-    if not isinstance(outcome, Delivered):
-        drain.finish(row, EVENT_WAITING, "waiting for the message this status belongs to")
-        return
-    with database.atomic():
-        if outcome.link is not None:
-            link = outcome.link
-            remember_message(
-                context.integration,
-                link.whatsapp_id,
-                link.chatwoot_id,
-                link.conversation_id,
-                link.direction,
-            )
-        drain.finish(row, EVENT_DELIVERED)
+        if not isinstance(outcome, Delivered):
+            return drain.park(row, "waiting for the message this status belongs to")
+        return drain.delivered(outcome.link)
 
 
 def _deliver_retrying_lost_conversation(

@@ -11,7 +11,6 @@ lane stays keyed by the BSUID after their number appears); a status naming only 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +18,9 @@ from typing import cast
 
 import peewee
 
+from app.relay.intake_lock import lock_integrations
 from app.relay.messages import Event, InboundMessage, StatusUpdate
+from app.store.counters import bump_counters
 from app.store.db import database
 from app.store.models import (
     DIRECTION_INBOUND,
@@ -98,20 +99,6 @@ def _remember_aliases(
             ).on_conflict_ignore().execute()
 
 
-def _serialize_intake(integration: ChatwootIntegration) -> None:
-    """Make event ids follow commit order per integration, which lanes rely on.
-
-    SQLite transactions are IMMEDIATE and therefore serial already; on PostgreSQL concurrent
-    transactions could commit ids out of order, so they take a transaction-scoped advisory
-    lock keyed by the integration.
-    """
-    if isinstance(database.obj, peewee.PostgresqlDatabase):
-        key = int.from_bytes(
-            hashlib.sha256(integration.id.encode()).digest()[:8], "big", signed=True
-        )
-        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
-
-
 def _kind(event: Event) -> str:
     return "status" if isinstance(event, StatusUpdate) else event.kind
 
@@ -120,13 +107,15 @@ def store_inbound(integration: ChatwootIntegration, events: list[Event]) -> list
     """Store the events that are new; returns them in arrival order. One transaction."""
     stored: list[StoredEvent] = []
     with database.atomic():
-        _serialize_intake(integration)
+        lock_integrations([integration.id])
         for event in events:
             chat_key, known = _chat_key(integration, event)
             _remember_aliases(integration, chat_key, event, known)
             event_id = _insert_once(integration, event, chat_key)
             if event_id is not None:
                 stored.append(StoredEvent(event_id, chat_key))
+        if stored:
+            bump_counters([(integration.id, DIRECTION_INBOUND, "received", len(stored))])
     return stored
 
 

@@ -3,9 +3,11 @@
 A drain owns the events it claimed: ``claim_token`` (its lane lock token, which names the
 worker process) and a lease, ``claimed_until``. Every claim is a compare-and-set: an event is
 taken only if it is unclaimed, or if its owner — exactly the token the drain read — is
-provably gone (:func:`app.relay.lanes.liveness.owner_gone`), or if its lease has run out. Before
-each remote post the owner re-asserts its claim (renewing the lease), and every outcome is
-written only where the claim is still its own. A write that finds the claim gone raises
+provably gone (:func:`app.relay.lanes.liveness.owner_gone`), or if its lease has run out. A
+drain posts only while its lease has at least half of its length left (:data:`lease_seconds`
+is twice what one event's delivery may take); below that it renews the lease of every event
+it holds in one write (:func:`renew`) before the next post. Every outcome is written only
+where the claim is still its own. A write that finds the claim gone raises
 :class:`ClaimLost`: someone else owns the lane now, and this drain stops.
 
 ``in_flight`` keeps its old meaning: the event was claimed, so an attempt may have reached the
@@ -40,11 +42,21 @@ def lock_seconds() -> float:
     return settings.remote_timeout_seconds * (settings.remote_retry_attempts + 1) + 10
 
 
+def call_seconds() -> float:
+    """One remote call's worst case: every in-call attempt timing out, with the waits between."""
+    settings = get_settings()
+    attempts = settings.remote_retry_attempts + 1
+    return settings.remote_timeout_seconds * attempts + settings.remote_retry_max_wait * (
+        attempts - 1
+    )
+
+
 def lease_seconds() -> float:
-    """How long a claim holds without being re-asserted. Renewed before each post, so it only
-    has to cover one event's delivery (a few remote calls); it lets events held by a live
-    but stuck owner go, while a dead owner's are taken over as soon as it stops beating."""
-    return 2 * lock_seconds()
+    """How long a claim holds without being renewed. A drain renews it whenever less than half
+    is left, so the half covers one event's delivery (two remote calls' worst case); it lets
+    events held by a live but stuck owner go, while a dead owner's are taken over as soon as
+    it stops beating."""
+    return 4 * call_seconds()
 
 
 def lease_end() -> dt.datetime:
@@ -89,12 +101,31 @@ def claim(rows: Sequence[RelayEvent], token: str) -> int:
     for previous in {str(row.claim_token) for row in stale}:
         ids = [row.id for row in stale if row.claim_token == previous]
         condition |= RelayEvent.id.in_(ids) & (RelayEvent.claim_token == previous)
+    until = lease_end()
     taken: int = (
-        RelayEvent.update(claim_token=token, claimed_until=lease_end(), in_flight=True)
+        RelayEvent.update(claim_token=token, claimed_until=until, in_flight=True)
         .where((RelayEvent.status == EVENT_PENDING) & condition)
         .execute()
     )
     return taken
+
+
+def renew(token: str, ids: Sequence[int]) -> None:
+    """Renew the lease of the events ``ids`` this drain holds, in one write; :class:`ClaimLost`
+    when any of them is no longer its own."""
+    if not ids:
+        return
+    renewed = (
+        RelayEvent.update(claimed_until=lease_end())
+        .where(
+            RelayEvent.id.in_(list(ids))
+            & (RelayEvent.claim_token == token)
+            & (RelayEvent.status == EVENT_PENDING)
+        )
+        .execute()
+    )
+    if renewed < len(ids):
+        raise ClaimLost(min(ids))
 
 
 def reassert(row: RelayEvent, **fields: Any) -> None:

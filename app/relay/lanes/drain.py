@@ -8,15 +8,17 @@ sweep is a second net).
 
 The lock is an optimisation, not the guard (DESIGN invariant 10; Redis may restart empty, a
 worker may pause past a TTL): events are claimed in the database (:mod:`app.relay.lanes.claims`),
-in small batches, by compare-and-set. A drain delivers only the leading events of the lane
-whose claim it won, re-asserts the claim before each post, and records outcomes only while
-the claim is its own; when another drain owns the lane it stops. An event taken over from a
-previous owner (a killed worker) may have reached the remote side: its handler is told to
-check before sending it again.
+in batches, by compare-and-set. A drain delivers only the leading events of the lane whose
+claim it won, posts only while its lease is fresh (renewing it for all its events in one write
+when half of it is gone), and records outcomes only while the claim is its own; when another
+drain owns the lane it stops. An event taken over from a previous owner (a killed worker) may
+have reached the remote side: its handler is told to check before sending it again.
+Delivered events are recorded in batches (:mod:`app.relay.lanes.outcomes`).
 
 A :class:`LaneHandler` delivers one event and says what became of it (:class:`Step`):
 
-* ``delivered`` / ``failed`` (permanent for the event: recorded with the reason, lane goes on);
+* ``delivered`` (recorded by the lane, in batches) / ``failed`` (permanent for the event:
+  recorded with the reason at once); the lane goes on;
 * ``retry`` (transient: the event keeps its place with ``next_attempt_at`` set by exponential
   backoff; the lane stops and the caller schedules the retry);
 * ``held`` (permanent for the integration: it turned ``error``; events wait for ``set``).
@@ -24,13 +26,11 @@ A :class:`LaneHandler` delivers one event and says what became of it (:class:`St
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
@@ -39,59 +39,75 @@ from app.logs import log_context
 from app.relay.lanes import claims
 from app.relay.lanes.claims import ClaimLost, lock_seconds
 from app.relay.lanes.liveness import lock_token, running, take_over_if_orphaned
-from app.store.db import database, thread_connection
-from app.store.models import (
-    EVENT_DELIVERED,
-    EVENT_FAILED,
-    EVENT_PENDING,
-    STATE_ACTIVE,
-    STATE_ERROR,
-    ChatwootIntegration,
-    RelayEvent,
-    utcnow,
+from app.relay.lanes.outcomes import (
+    DELIVERED,
+    FAILED,
+    HELD,
+    MAX_ATTEMPTS,
+    WAITING,
+    OutcomeBuffer,
+    Step,
+    backoff_seconds,
+    delivered,
+    fail,
+    finish,
+    hold_integration,
+    park,
+    postpone,
+    retry_later,
+    wait_briefly,
 )
+from app.store.db import thread_connection
+from app.store.models import EVENT_PENDING, STATE_ACTIVE, ChatwootIntegration, RelayEvent, utcnow
 from app.store.redis_client import get_redis, redis_key
+
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "HELD",
+    "MAX_ATTEMPTS",
+    "WAITING",
+    "ClaimLost",
+    "DrainResult",
+    "LaneHandler",
+    "Step",
+    "Waker",
+    "backoff_seconds",
+    "claim_enqueue",
+    "deliverable",
+    "delivered",
+    "drain",
+    "fail",
+    "finish",
+    "hold_integration",
+    "park",
+    "postpone",
+    "retry_later",
+    "wait_briefly",
+]
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 30
-MAX_BACKOFF_SECONDS = 3600.0
-CLAIM_BATCH = 20
+CLAIM_BATCH = 100
 QUEUED_FLAG_SECONDS = 300
-
-
-@dataclass(frozen=True)
-class Step:
-    """The fate of one event: ``delivered``, ``failed``, ``held`` or ``retry`` (after seconds)."""
-
-    kind: Literal["delivered", "failed", "held", "retry"]
-    retry_after: float | None = None
-
-
-DELIVERED = Step("delivered")
-FAILED = Step("failed")
-HELD = Step("held")
 
 
 Waker = Callable[[str, str, str], None]  # direction, integration id, chat key: enqueue a lane
 
 
 class LaneHandler(Protocol):
-    """Delivers the events of one direction.
-
-    ``asserts_claim``: the handler re-asserts the event's claim itself right before each
-    remote send (:func:`app.relay.lanes.claims.reassert`, folded into a write it makes anyway);
-    otherwise the lane does it before handing the event over.
-    """
+    """Delivers the events of one direction. The lane guarantees the claim is fresh when
+    :meth:`deliver` is called; a handler that writes per remote send (outbound parts) renews
+    its event's claim with that write (:func:`app.relay.lanes.claims.reassert`)."""
 
     direction: str
-    asserts_claim: bool
 
     def open(self, integration: ChatwootIntegration) -> object:
         """What the handler needs for this integration (clients), built once per drain."""
 
     def deliver(self, context: object, row: RelayEvent, interrupted: bool) -> Step:
-        """Deliver ``row`` and record its fate (with :func:`finish`, :func:`retry_later`, …).
+        """Deliver ``row`` and say its fate: :func:`delivered` (the lane records it, batched),
+        or record it at once with :func:`fail`, :func:`retry_later`, … and return that step.
 
         ``interrupted``: a previous attempt may have reached the remote side. Raises
         :class:`ClaimLost` when a claimed write finds the event owned by another drain.
@@ -125,12 +141,6 @@ class DrainResult:
             later.backing_off,
             later.yielded,
         )
-
-
-def backoff_seconds(attempts: int) -> float:
-    """2, 4, 8 … seconds, capped at an hour, with ±20 % jitter so lanes don't stampede."""
-    base = min(2.0**attempts, MAX_BACKOFF_SECONDS)
-    return base * random.uniform(0.8, 1.2)
 
 
 def deliverable(integration: ChatwootIntegration) -> bool:
@@ -225,6 +235,10 @@ class _Lane:
     outstanding: set[int] = field(default_factory=set)  # claimed, outcome not recorded yet
     attempted: set[int] = field(default_factory=set)
     was_in_flight: dict[int, bool] = field(default_factory=dict)  # as first read
+    lease_from: float = 0.0  # when the lease of the events held now was last set (monotonic)
+    delivered: int = 0
+    failed: int = 0
+    buffer: OutcomeBuffer | None = None
 
     def drain(self) -> DrainResult:
         with thread_connection():
@@ -234,44 +248,65 @@ class _Lane:
             if integration is None or not deliverable(integration):
                 return DrainResult(held=integration is not None)
             context = self.handler.open(integration)
+            self.buffer = OutcomeBuffer(self.token, self.integration_id, self.handler.direction)
             try:
-                return self._deliver_batches(context)
+                end = self._run(context)
             finally:
                 if self.outstanding:
                     claims.release(self.token, sorted(self.outstanding - self.attempted))
+            return DrainResult(self.delivered, self.failed) + end
+
+    def _run(self, context: object) -> DrainResult:
+        """Deliver, then record what is still buffered. A crash (the process killed) skips the
+        flush: those events are delivered again as interrupted, found on the remote side."""
+        try:
+            end = self._deliver_batches(context)
+            self._flush()
+        except ClaimLost as lost:
+            logger.warning("a %s lane of %s left to another drain: %s", *self._name(), lost)
+            self._flush(strict=False)
+            return DrainResult(yielded=True)
+        except Exception:
+            self._flush(strict=False)  # what was delivered before the error stays delivered
+            raise
+        return end
 
     def _deliver_batches(self, context: object) -> DrainResult:
-        result = DrainResult()
         while batch := _pending(self.handler.direction, self.integration_id, self.chat_key):
             if batch[0].next_attempt_at is not None and batch[0].next_attempt_at > utcnow():
                 # an earlier run scheduled the retry of this event; leave it to that run
-                return result + DrainResult(backing_off=True)
+                return DrainResult(backing_off=True)
             owned = self._claim(batch)
             if not owned:
                 logger.info("a %s lane of %s is drained elsewhere", *self._name())
-                return result + DrainResult(yielded=True)
-            for position, row in enumerate(owned):
+                return DrainResult(yielded=True)
+            for row in owned:
                 self.keeper.renew()
-                try:
-                    step = self._deliver(context, row, reassert=position > 0)
-                except ClaimLost as lost:
-                    logger.warning("a %s lane of %s left to another drain: %s", *self._name(), lost)
-                    return result + DrainResult(yielded=True)
-                result = result + _result_of(step)
-                if result.stopped:
-                    return result
-        return result
+                self._keep_claims()
+                end = self._take(row, self._deliver(context, row))
+                if end.stopped:
+                    return end
+            self._flush()  # before reading the lane again: buffered events are still pending
+        return DrainResult()
 
     def _name(self) -> tuple[str, str]:
         """How logs name the lane (not by its chat key: a customer's phone number)."""
         return self.handler.direction, self.integration_id
 
     def _claim(self, batch: list[RelayEvent]) -> list[RelayEvent]:
-        """Claim the head of the lane; the leading events this drain now owns, re-read."""
+        """Claim the head of the lane; the leading events this drain now owns."""
         for row in batch:
             self.was_in_flight.setdefault(row.id, bool(row.in_flight))
-        claims.claim(claims.claimable_prefix(batch, self.token), self.token)
-        current = _pending(self.handler.direction, self.integration_id, self.chat_key)
+        prefix = claims.claimable_prefix(batch, self.token)
+        started = time.monotonic()
+        taken = claims.claim(prefix, self.token)
+        current = batch
+        if prefix and taken == len(prefix):  # each row is as read, plus this claim
+            for row in prefix:
+                row.claim_token, row.in_flight = self.token, True
+        else:
+            current = _pending(self.handler.direction, self.integration_id, self.chat_key)
+        self.lease_from = started
         self.outstanding |= {row.id for row in current if row.claim_token == self.token}
         owned = []
         for row in current:
@@ -280,9 +315,28 @@ class _Lane:
             owned.append(row)
         return owned
 
-    def _deliver(self, context: object, row: RelayEvent, reassert: bool) -> Step:
-        if reassert and not self.handler.asserts_claim:
-            claims.reassert(row)
+    def _keep_claims(self) -> None:
+        """Before a post: flush the buffer when it is due; when half the lease is gone, flush
+        and renew the lease of every event still held, in one write (or :class:`ClaimLost`)."""
+        assert self.buffer is not None
+        if time.monotonic() - self.lease_from >= claims.lease_seconds() / 2:
+            self._flush()
+            started = time.monotonic()
+            claims.renew(self.token, sorted(self.outstanding - self.attempted))
+            self.lease_from = started
+        elif self.buffer.due():
+            self._flush()
+
+    def _flush(self, strict: bool = True) -> None:
+        """Record the buffered delivered events; ``strict``: :class:`ClaimLost` if another
+        drain owns some of them now (nothing was written for those)."""
+        assert self.buffer is not None
+        recorded, lost = self.buffer.flush()
+        self.delivered += recorded
+        if lost and strict:
+            raise ClaimLost(lost[0])
+
+    def _deliver(self, context: object, row: RelayEvent) -> Step:
         self.attempted.add(row.id)
         interrupted = self.was_in_flight.get(row.id, True) or row.attempts > 0
         with log_context(event_id=row.id, integration_id=self.integration_id):
@@ -290,15 +344,20 @@ class _Lane:
         self.outstanding.discard(row.id)
         return step
 
-
-def _result_of(step: Step) -> DrainResult:
-    if step is DELIVERED:
-        return DrainResult(delivered=1)
-    if step is FAILED:
-        return DrainResult(failed=1)
-    if step is HELD:
-        return DrainResult(held=True)
-    return DrainResult(retry_after=step.retry_after)
+    def _take(self, row: RelayEvent, step: Step) -> DrainResult:
+        """Buffer a delivered event; what the lane does next."""
+        assert self.buffer is not None
+        if step.kind == "delivered":
+            self.buffer.add(row, step)
+        elif step.kind == "failed":
+            self.failed += 1
+        elif step.kind == "waiting":
+            pass  # recorded by the handler; the lane goes on
+        elif step.kind == "held":
+            return DrainResult(held=True)
+        else:
+            return DrainResult(retry_after=step.retry_after)
+        return DrainResult()
 
 
 def _pending(direction: str, integration_id: str, chat_key: str) -> list[RelayEvent]:
@@ -323,66 +382,3 @@ def _has_ready_event(direction: str, integration_id: str, chat_key: str) -> bool
             return False
         head = batch[0]
         return head.next_attempt_at is None or head.next_attempt_at <= utcnow()
-
-
-def finish(row: RelayEvent, status: str, error: str = "") -> None:
-    """Record the final fate of an attempted event (``delivered``, ``failed`` or ``waiting``),
-    if this drain still owns it (else :class:`ClaimLost`)."""
-    claims.update_owned(
-        row,
-        status=status,
-        last_error=error,
-        attempts=row.attempts + 1,
-        delivered_at=utcnow() if status == EVENT_DELIVERED else None,
-        next_attempt_at=None,
-        sending=False,
-        **claims.released(),
-    )
-    if status == EVENT_FAILED:
-        logger.warning("event %s failed for good: %s", row.id, error)
-
-
-def fail(row: RelayEvent, error: str) -> Step:
-    finish(row, EVENT_FAILED, error)
-    return FAILED
-
-
-def retry_later(row: RelayEvent, reason: str, at_least: float = 0.0) -> Step:
-    """A transient failure: back off (at least ``at_least`` seconds), or give up at the cap."""
-    attempts = row.attempts + 1
-    if attempts >= MAX_ATTEMPTS:
-        return fail(row, f"gave up after {attempts} attempts: {reason}")
-    delay = max(backoff_seconds(attempts), at_least)
-    claims.update_owned(
-        row,
-        attempts=attempts,
-        last_error=reason,
-        next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
-        sending=False,
-        **claims.released(),
-    )
-    logger.info("event %s: transient failure (%s); retry in %.1fs", row.id, reason, delay)
-    return Step("retry", delay)
-
-
-def wait_briefly(row: RelayEvent, reason: str, seconds: float = 0.5) -> Step:
-    """Not a failure: the event waits for something about to happen (a send call under way
-    returning its message id). Short fixed delay, no attempt counted."""
-    claims.update_owned(
-        row,
-        last_error=reason,
-        next_attempt_at=utcnow() + dt.timedelta(seconds=seconds),
-        **claims.released(),
-    )
-    return Step("retry", seconds)
-
-
-def hold_integration(integration: ChatwootIntegration, row: RelayEvent, error: str) -> Step:
-    """The integration itself is refused: it turns ``error`` and the event waits (unclaimed)."""
-    logger.error("integration %s turned to error: %s", integration.id, error)
-    with database.atomic():
-        ChatwootIntegration.update(state=STATE_ERROR, last_error=error, updated_at=utcnow()).where(
-            ChatwootIntegration.id == integration.id
-        ).execute()
-        claims.update_owned(row, sending=False, **claims.released())
-    return HELD

@@ -13,7 +13,6 @@ the reply's parts; this module decides what WhatsApp's (and Chatwoot's) answers 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from app.config import get_settings
@@ -32,16 +31,14 @@ from app.integrations.whatsapp.send import (
 )
 from app.relay import clients
 from app.relay.lanes import claims, drain
-from app.relay.message_map import advances, record_sent
+from app.relay.message_map import advances
 from app.relay.outbound.chatwoot_webhook import AgentReply
 from app.relay.outbound.send import OutboundContext, send_remaining
 from app.store.models import (
     DIRECTION_INBOUND,
     DIRECTION_OUTBOUND,
-    EVENT_DELIVERED,
     ChatwootIntegration,
     RelayEvent,
-    utcnow,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,7 +48,6 @@ PAIR_RATE_LIMIT_SECONDS = 6.0
 
 class OutboundHandler:
     direction = DIRECTION_OUTBOUND
-    asserts_claim = True  # re-asserted by ``send`` right before each part goes out
 
     def __init__(self, wake: drain.Waker) -> None:
         self._wake = wake
@@ -95,11 +91,14 @@ class OutboundHandler:
 
 def _finish_sent(context: OutboundContext, row: RelayEvent, reply: AgentReply) -> drain.Step:
     """Tick the Chatwoot message ``sent``. Every part is already recorded, so if the tick has
-    to wait (Chatwoot down, token revoked), the retry or the replay after ``set`` only ticks."""
+    to wait (Chatwoot down, token revoked), the retry or the replay after ``set`` only ticks.
+    The lane records the event delivered and the tick, batched: if that record is lost, the
+    next attempt finds every part sent and only ticks again."""
+    ticked = None
     try:
         if advances(context.integration, reply.chatwoot_message_id, "sent"):
             _tick(context, reply, "sent", None)
-            record_sent(context.integration, reply.chatwoot_message_id)
+            ticked = reply.chatwoot_message_id
     except (RemoteUnauthorized, RemoteForbidden) as exc:
         error = f"Chatwoot rejected the API token — verify chatwootApiToken. Detail: {exc.detail}"
         return drain.hold_integration(context.integration, row, error)
@@ -107,8 +106,7 @@ def _finish_sent(context: OutboundContext, row: RelayEvent, reply: AgentReply) -
         if is_transient(exc):
             return drain.retry_later(row, f"sent; Chatwoot tick pending: {exc}")
         logger.warning("reply %s sent; Chatwoot tick refused: %s", reply.chatwoot_message_id, exc)
-    drain.finish(row, EVENT_DELIVERED)
-    return drain.DELIVERED
+    return drain.delivered(sent_tick=ticked)
 
 
 def _tick(context: OutboundContext, reply: AgentReply, status: str, error: str | None) -> None:
@@ -133,14 +131,13 @@ def _attachment_failed(
 def await_confirmation(row: RelayEvent, reason: str) -> drain.Step:
     """Hold a reply whose last send may have gone out, until evidence or the window's end."""
     window = get_settings().unconfirmed_send_seconds
-    claims.update_owned(
+    drain.postpone(
         row,
+        window,
         unconfirmed=True,
         sending=False,
         attempts=row.attempts + 1,
         last_error=f"outcome unknown ({reason}); waiting {window:.0f}s for WhatsApp to confirm",
-        next_attempt_at=utcnow() + dt.timedelta(seconds=window),
-        **claims.released(),
     )
     logger.warning("reply event %s unconfirmed: %s", row.id, reason)
     return drain.Step("retry", window)

@@ -7,6 +7,7 @@ import logging
 import peewee
 
 from app.relay.outbound.chatwoot_webhook import AgentReply, ConversationStatusChanged
+from app.store.counters import bump_counters
 from app.store.db import database
 from app.store.models import (
     DIRECTION_OUTBOUND,
@@ -42,6 +43,7 @@ def store_reply(integration: ChatwootIntegration, reply: AgentReply) -> bool:
                 kind="reply",
                 payload=reply.to_json(),
             )
+            bump_counters([(integration.id, DIRECTION_OUTBOUND, "received", 1)])
     except peewee.IntegrityError:
         logger.info("agent reply %s already stored", reply.chatwoot_message_id)
         return False

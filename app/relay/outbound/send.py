@@ -159,6 +159,7 @@ def _record_sent_part(
             reply.conversation_id,
             "outgoing",
         )
-        claims.update_owned(row, progress=RelayEvent.progress + 1, unconfirmed=False)
+        # the part's outcome is known now: a crash before the next send waits for nothing
+        claims.update_owned(row, progress=RelayEvent.progress + 1, unconfirmed=False, sending=False)
     row.progress += 1
     return woken

@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import dramatiq
 import pytest
 from dramatiq import Worker
 
-from app.config import Settings
+from app.config import Settings, use_settings
 from app.management.accounts import create_account
 from app.relay.inbound.deliver import InboundHandler
 from app.relay.lanes import claims, liveness
 from app.relay.lanes import drain as lanes
+from app.store.counters import counters_of
 from app.store.db import database
 from app.store.models import (
     DIRECTION_INBOUND,
     EVENT_DELIVERED,
     EVENT_PENDING,
     ChatwootIntegration,
+    MessageMap,
     RelayEvent,
     utcnow,
 )
@@ -116,11 +120,11 @@ class AfterFirstEvent:
     delivered, while the drain still holds the rest of its batch."""
 
     direction = DIRECTION_INBOUND
-    asserts_claim = False
 
-    def __init__(self, meanwhile: Callable[[], None]) -> None:
+    def __init__(self, meanwhile: Callable[[], None], after: int = 1) -> None:
         self.inner = InboundHandler(no_wake)
         self.meanwhile = meanwhile
+        self.after = after
         self.delivered = 0
 
     def open(self, integration: ChatwootIntegration) -> object:
@@ -129,7 +133,7 @@ class AfterFirstEvent:
     def deliver(self, context: object, row: RelayEvent, interrupted: bool) -> lanes.Step:
         step = self.inner.deliver(context, row, interrupted)
         self.delivered += 1
-        if self.delivered == 1:
+        if self.delivered == self.after:
             self.meanwhile()
         return step
 
@@ -206,46 +210,133 @@ def test_a_second_drain_after_redis_forgot_everything_leaves_the_lane(
     assert pending_rows(bridge) == []
 
 
+def counted(bridge: CloudBridge, outcome: str) -> int:
+    with connected():
+        return counters_of(bridge.integration_id)[(DIRECTION_INBOUND, outcome)]
+
+
+def lists_of_messages(chatwoot: FakeChatwoot) -> int:
+    return len([c for c in chatwoot.calls if c.method == "GET" and c.path.endswith("/messages")])
+
+
 def test_a_drain_paused_past_its_lease_neither_posts_nor_records(
-    bridge: CloudBridge, chatwoot: FakeChatwoot
+    bridge: CloudBridge, chatwoot: FakeChatwoot, store_settings: Settings
 ) -> None:
-    """Worker A stalls after its first event until its lease is over; worker B (another
-    process, alive) claims the rest. A must not post the next event, nor record anything
-    for events it no longer owns; B's events are later delivered once, as interrupted."""
+    """Worker A stalls after posting its first event (not recorded yet: outcomes are written
+    in batches) until its lease is over; worker B (another process, alive) claims the lane.
+    A must not post the next event, nor record anything for events it no longer owns; B
+    delivers them later, each once: the first one, found in Chatwoot, is not posted again."""
     ids = store_messages(bridge, 3)
+    # remote calls time out after 0.5 s, not retried: a lease lasts 2 s
+    use_settings(replace(store_settings, remote_timeout_seconds=0.5, remote_retry_attempts=0))
     taken_over: list[RelayEvent] = []
     get_redis().set(redis_key("alive", FOREIGN), b"1", ex=60)
     worker_b = f"{FOREIGN}:b"
 
     def lease_runs_out_and_b_claims() -> None:
-        rest = pending_rows(bridge)  # the first event is delivered already
-        expire_leases([row.id for row in rest])
-        stale = pending_rows(bridge)
-        assert claims.claim(claims.claimable_prefix(stale, worker_b), worker_b) == 2
-        taken_over.extend(rest)
+        time.sleep(claims.lease_seconds() + 0.2)  # A's own clock runs past its lease
+        stale = pending_rows(bridge)  # all three: the first one's delivery is not recorded
+        assert claims.claim(claims.claimable_prefix(stale, worker_b), worker_b) == 3
+        taken_over.extend(stale)
 
     result = drain(bridge, AfterFirstEvent(lease_runs_out_and_b_claims))
 
-    assert result.delivered == 1 and result.yielded
+    assert result == lanes.DrainResult(yielded=True)  # nothing recorded as delivered by A
     assert posted(chatwoot) == ids[:1]
-    as_a_read_it = taken_over[0]
+    as_a_read_it = taken_over[1]
     with database.connection_context(), pytest.raises(claims.ClaimLost):
         lanes.finish(as_a_read_it, EVENT_DELIVERED)
     with database.connection_context(), pytest.raises(claims.ClaimLost):
         lanes.retry_later(as_a_read_it, "timeout")
     assert [(row.claim_token, row.status) for row in pending_rows(bridge)] == [
         (worker_b, EVENT_PENDING)
-    ] * 2
+    ] * 3
+    assert counted(bridge, "relayed") == 0
 
     # B stays alive: nobody else may deliver its events
     assert drain(bridge).yielded
     assert posted(chatwoot) == ids[:1]
     # B's lease runs out too: its events are delivered, each once, in order
     expire_leases([row.id for row in taken_over])
-    assert drain(bridge).delivered == 2
+    assert drain(bridge).delivered == 3
     assert posted(chatwoot) == ids
-    lists = [c for c in chatwoot.calls if c.method == "GET" and c.path.endswith("/messages")]
-    assert len(lists) == 2  # taken over from another owner: looked for before posting
+    assert lists_of_messages(chatwoot) == 3  # taken over: looked for before posting
+    assert counted(bridge, "relayed") == 3
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: the drain's error handling must not record anything."""
+
+
+def test_a_crash_before_outcomes_are_recorded_loses_and_duplicates_nothing(
+    bridge: CloudBridge, chatwoot: FakeChatwoot
+) -> None:
+    """Two events posted, their delivery kept in memory, then the worker dies: the next
+    drain finds both in Chatwoot (one look-up each) instead of posting them again."""
+    ids = store_messages(bridge, 3)
+
+    def killed() -> None:
+        raise WorkerKilled
+
+    with pytest.raises(WorkerKilled):
+        drain(bridge, AfterFirstEvent(killed, after=2))
+
+    assert posted(chatwoot) == ids[:2]
+    rows = pending_rows(bridge)
+    assert [(row.status, row.in_flight) for row in rows] == [
+        (EVENT_PENDING, True),
+        (EVENT_PENDING, True),
+        (EVENT_PENDING, False),  # claimed, never attempted
+    ]
+    assert counted(bridge, "relayed") == 0
+
+    assert drain(bridge).delivered == 3
+    assert posted(chatwoot) == ids  # each once, in order
+    assert lists_of_messages(chatwoot) == 2
+    assert pending_rows(bridge) == []
+    assert counted(bridge, "relayed") == 3
+
+
+def test_delivered_events_are_recorded_in_one_write_per_batch(
+    bridge: CloudBridge, chatwoot: FakeChatwoot
+) -> None:
+    """Ten events: all delivered, their message map rows written, counted once each."""
+    ids = store_messages(bridge, 10)
+    result = drain(bridge)
+    assert result.delivered == 10 and not result.stopped
+    assert posted(chatwoot) == ids
+    with database.connection_context():
+        mapped = {str(m.whatsapp_message_id) for m in MessageMap.select()}
+        delivered = RelayEvent.select().where(RelayEvent.status == EVENT_DELIVERED).count()
+    assert mapped == set(ids) and delivered == 10
+    assert counted(bridge, "relayed") == 10
+
+
+def test_counters_count_failed_and_retried_events(
+    bridge: CloudBridge, chatwoot: FakeChatwoot
+) -> None:
+    ids = store_messages(bridge, 3)
+    chatwoot.fail_next("POST", r"/conversations/\d+/messages$", 422, times=1)
+    assert drain(bridge).failed == 1 and counted(bridge, "failed") == 1
+    assert posted(chatwoot) == ids[1:]
+    assert counted(bridge, "relayed") == 2
+
+    more = [f"wamid.later.{n}" for n in range(2)]
+    for message_id in more:
+        assert bridge.post(text_body(CUSTOMER, message_id, "later")).status_code == 200
+    chatwoot.fail_next("POST", r"/conversations/\d+/messages$", 503, times=50)
+    result = drain(bridge)
+    chatwoot.clear_faults()
+    assert result.retry_after is not None
+    assert counted(bridge, "retried") == 1
+    with database.connection_context():
+        RelayEvent.update(next_attempt_at=utcnow()).where(
+            RelayEvent.status == EVENT_PENDING
+        ).execute()
+    assert drain(bridge).delivered == 2
+    assert posted(chatwoot) == ids[1:] + more
+    assert (counted(bridge, "relayed"), counted(bridge, "failed")) == (4, 1)
+    assert counted(bridge, "retried") == 1
 
 
 # ---- liveness ---------------------------------------------------------------------------

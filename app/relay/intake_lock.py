@@ -1,0 +1,68 @@
+"""The intake's per-integration serialisation, fresh integration rows and fast multi-row inserts,
+for both directions.
+
+Event ids must follow commit order per integration (lanes drain by id). SQLite transactions
+are IMMEDIATE and therefore serial already; on PostgreSQL concurrent transactions could commit
+ids out of order, so an intake transaction takes a transaction-scoped advisory lock per
+integration it writes to — all of them at its start, in sorted order, so that two batches
+naming the same integrations can never deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import peewee
+
+from app.store.db import database
+from app.store.models import ChatwootIntegration
+
+ROWS_PER_INSERT = 100  # x ~20 columns: well under SQLite's bound-parameter limit
+
+
+def _lock_key(integration_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(integration_id.encode()).digest()[:8], "big", signed=True)
+
+
+def lock_integrations(integration_ids: Iterable[str]) -> None:
+    """Inside a transaction: serialise with every other intake of these integrations."""
+    if not isinstance(database.obj, peewee.PostgresqlDatabase):
+        return
+    for integration_id in sorted(set(integration_ids)):
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_lock_key(integration_id),))
+
+
+def load_integrations(integration_ids: Iterable[str]) -> dict[str, ChatwootIntegration]:
+    """The current rows of these integrations (one query), read inside the intake transaction
+    so that state, pause and options are never stale; a deleted one is absent."""
+    wanted = sorted(set(integration_ids))
+    if not wanted:
+        return {}
+    rows = ChatwootIntegration.select().where(ChatwootIntegration.id.in_(wanted))
+    return {str(row.id): row for row in rows}
+
+
+def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) -> None:
+    """One multi-row ``INSERT`` per chunk of ``rows`` (column name -> value), the model's
+    Python-side defaults filled in once. Built by hand: peewee's query builder costs more
+    per row than the database does (a measured ~10x)."""
+    if not rows:
+        return
+    defaults = {
+        field.column_name: field.db_value(value() if callable(value) else value)
+        for field, value in model._meta.defaults.items()
+    }
+    columns = list(dict.fromkeys([*rows[0], *defaults]))
+    quote = database.quote  # the quote characters, e.g. '""'
+    names = ", ".join(f"{quote[0]}{c}{quote[1]}" for c in columns)
+    table = f"{quote[0]}{model._meta.table_name}{quote[1]}"
+    values_sql = "(" + ", ".join([database.param] * len(columns)) + ")"
+    head = f"INSERT INTO {table} ({names}) VALUES "  # noqa: S608 (names from the model only)
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        params: list[Any] = []
+        for row in chunk:
+            params.extend(row[c] if c in row else defaults[c] for c in columns)
+        database.execute_sql(head + ", ".join([values_sql] * len(chunk)), params)

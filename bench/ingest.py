@@ -1,0 +1,198 @@
+"""Ingest benchmark: wrk posting distinct signed Cloud webhooks to one web process (with one
+worker process relaying meanwhile), beside a bare Starlette endpoint receiving the same POSTs
+under the same uvicorn flags, in alternating runs; then the store and the fake Chatwoot are
+checked: every acknowledged message stored once, delivered once, in order per chat.
+
+    python -m bench.ingest [--database-url postgresql://…/scratch] [--seconds 10]
+                           [--connections 32] [--runs 3]
+
+A PostgreSQL database given here is emptied first (use a scratch database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.bridge import (
+    Bridge,
+    cloud_requests,
+    count_events,
+    failed,
+    inbound_stored,
+    open_store,
+    wire,
+)
+from bench.stack import BenchStack, bare_starlette, prepare_environment, wait_for
+from bench.table import FAILED_CHECKS, check, header, median, row
+from bench.wrk import WrkResult, run_wrk, write_requests
+
+DRAIN_TIMEOUT = 900.0
+
+
+@dataclass
+class IngestFigures:
+    ours: list[WrkResult] = field(default_factory=list)
+    bare: list[WrkResult] = field(default_factory=list)
+    rss: tuple[float, float] = (0.0, 0.0)
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--chats", type=int, default=200)
+    parser.add_argument("--bodies", type=int, default=0, help="per run (default 12,000/s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser(__doc__ or "").parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="wootbridge-bench-") as tmp:
+        url = prepare_environment(Path(tmp), args.database_url)
+        open_store(empty=True)
+        with BenchStack(Path(tmp)) as stack, bare_starlette(Path(tmp)) as bare_url:
+            bridge = wire(stack)
+            figures = measure(stack, bridge, bare_url, args)
+        report(figures, args, url)
+        return 1 if FAILED_CHECKS else 0
+
+
+def measure(
+    stack: BenchStack, bridge: Bridge, bare_url: str, args: argparse.Namespace
+) -> IngestFigures:
+    """``args.runs`` alternating runs (bare, ours), each ours drained before the next."""
+
+    workdir, figures = stack.workdir, IngestFigures()
+    bodies = args.bodies or int(args.seconds * 12_000)
+    load = {"connections": args.connections, "seconds": args.seconds}
+    bare_file = workdir / "bare.requests"
+    write_requests(bare_file, cloud_requests(bridge.instance, "bare", bodies, args.chats))
+    tags = [f"i{run}" for run in range(args.runs)]
+    for tag in tags:
+        figures.bare.append(run_wrk(bare_url, bare_file, **load))
+        ours_file = workdir / "ours.requests"
+        write_requests(ours_file, cloud_requests(bridge.instance, tag, bodies, args.chats))
+        result = run_wrk(stack.base_url, ours_file, **load)
+        figures.ours.append(result)
+        if tag == tags[-1]:
+            figures.rss = stack.rss()
+        check_stored(bridge.integration_id, tag, result)
+        wait_drained(bridge.integration_id)
+    check_delivered(stack, bridge.integration_id, tags)
+    return figures
+
+
+def wait_drained(integration_id: str) -> None:
+
+    def drained() -> bool:
+        total = count_events(integration_id, "inbound")
+        return count_events(integration_id, "inbound", "delivered") >= total
+
+    wait_for(drained, DRAIN_TIMEOUT, "the relay to deliver the ingested messages")
+
+
+def settle(measure: Callable[[], int], quiet: float = 1.0) -> None:
+    """Wait until ``measure()`` has not changed for ``quiet`` seconds."""
+    last, since = measure(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = measure()
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def sent_indices(result: WrkResult) -> set[int]:
+    """The message indices wrk sent: thread k of n sends lines k, k + n, … in order."""
+
+    n = len(result.threads)
+    return {t.id + n * k for t in result.threads for k in range(t.sent)}
+
+
+def check_stored(integration_id: str, tag: str, result: WrkResult) -> bool:
+    """Every acknowledged message stored once (and nothing that was not sent)."""
+
+    settle(lambda: len(inbound_stored(integration_id, tag)))  # requests still in flight
+    rows = inbound_stored(integration_id, tag)
+    stored = {int(wamid.rsplit(".", 1)[1]) for _, wamid, _ in rows}
+    sent = sent_indices(result)
+    unanswered = sum(t.sent for t in result.threads) - result.ok - result.non_2xx
+    missing, extra = len(sent - stored), len(stored - sent)
+    detail = (
+        f"{tag}: {result.ok} acked, {len(stored)} stored, {len(sent)} sent, "
+        f"{missing} missing (<= {unanswered + result.non_2xx} unacked)"
+    )
+    ok = (
+        len(rows) == len(stored)
+        and extra == 0
+        and missing <= unanswered + result.non_2xx
+        and len(stored) >= result.ok
+        and not result.wrapped
+    )
+    detail += ", bodies reused!" if result.wrapped else ""
+    return check("acked => stored once", detail, ok)
+
+
+def check_delivered(stack: BenchStack, integration_id: str, tags: list[str]) -> bool:
+    """Each stored message is in Chatwoot once, and each conversation holds its chat's
+    messages in the order they were stored (event id order)."""
+
+    expected: dict[str, tuple[int, str]] = {}
+    for tag in tags:
+        for event_id, wamid, chat in inbound_stored(integration_id, tag):
+            expected[f"{tag} {wamid.rsplit('.', 1)[1]}"] = (event_id, chat)
+    record = [m for m in stack.chatwoot_messages() if m[2] in expected]
+    seen = Counter(text for _, _, text in record)
+    twice = sum(1 for n in seen.values() if n > 1)
+    lost = len(set(expected) - set(seen))
+    by_conversation: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for conversation, _, text in sorted(record, key=lambda m: m[1]):
+        by_conversation[conversation].append(expected[text])
+    disorder = mixed = 0
+    for delivered in by_conversation.values():
+        ids = [event_id for event_id, _ in delivered]
+        disorder += sum(1 for a, b in itertools.pairwise(ids) if b <= a)
+        mixed += len({chat for _, chat in delivered}) > 1
+    detail = (
+        f"{len(seen)} of {len(expected)} in Chatwoot, {lost} lost, {twice} twice, "
+        f"{disorder} out of order, {mixed} chats mixed, {failed(integration_id)} failed"
+    )
+    ok = not (lost or twice or disorder or mixed)
+    return check("delivered once, per-chat order", detail, ok)
+
+
+def report(figures: IngestFigures, args: argparse.Namespace, database_url: str) -> None:
+
+    ours, bare = figures.ours, figures.bare
+    store = database_url.split(":", 1)[0]
+    header(
+        f"ingest, {store}: wrk {args.connections} connections x {args.seconds:.0f} s, "
+        f"median of {len(ours)} runs, 1 web + 1 worker process"
+    )
+
+    def med(attr: str, of: list[WrkResult]) -> float:
+        return median([float(getattr(r, attr)) for r in of])
+
+    rate, bare_rate = med("rate", ours), med("rate", bare)
+    row("webhook req/s", f"{rate:9.0f}", f"bare Starlette {bare_rate:9.0f}", rate / bare_rate)
+    for q in ("p50_ms", "p99_ms"):
+        row(f"latency {q[:3]} ms", f"{med(q, ours):9.1f}", f"bare Starlette {med(q, bare):9.1f}")
+    row(
+        "non-2xx / socket errors",
+        f"{sum(r.non_2xx for r in ours):5d} / {sum(r.socket_errors for r in ours)}",
+        f"bare {sum(r.non_2xx for r in bare)}",
+    )
+    web, worker = figures.rss
+    row("RSS web / worker MB", f"{web:6.0f} / {worker:.0f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
