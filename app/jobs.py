@@ -25,6 +25,7 @@ DELIVER_INBOUND = "deliver_inbound"
 DELIVER_OUTBOUND = "deliver_outbound"
 REPLAY_INTEGRATION = "replay_integration"
 PROVISION = "provision"
+PROVISION_GAVE_UP = "provision_gave_up"  # Dramatiq's on_retry_exhausted target of PROVISION
 
 # actor name -> the queue it consumes
 QUEUES = {
@@ -32,6 +33,7 @@ QUEUES = {
     DELIVER_OUTBOUND: RELAY_QUEUE,
     REPLAY_INTEGRATION: RELAY_QUEUE,
     PROVISION: PROVISIONING_QUEUE,
+    PROVISION_GAVE_UP: PROVISIONING_QUEUE,
 }
 
 _brokers: dict[tuple[str, str], RedisBroker] = {}

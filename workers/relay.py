@@ -38,10 +38,19 @@ INBOUND = InboundHandler(wake_lane)
 OUTBOUND = OutboundHandler(wake_lane)
 
 
+UNEXPECTED_FAILURE_RETRIES = 20  # a bug or an outage inside a drain; the sweep is the last net
+
+
+def _lane_retry_when(retries: int, exception: BaseException) -> bool:
+    """Dramatiq's ``retry_when``: a lane's own ``Retry`` (a transient failure, with the event's
+    backoff) is always honoured — how often is bounded per event by the lane (``MAX_ATTEMPTS``);
+    anything unexpected is retried with Dramatiq's backoff a bounded number of times."""
+    return isinstance(exception, dramatiq.Retry) or retries < UNEXPECTED_FAILURE_RETRIES
+
+
 def _drain(handler: drain.LaneHandler, integration_id: str, chat_key: str) -> None:
     """Drain one lane. A transient failure asks Dramatiq's ``Retries`` to run the message
-    again after the event's backoff (``Retry`` with that delay); how many times is bounded
-    per event by the lane (``MAX_ATTEMPTS``), not by Dramatiq."""
+    again after the event's backoff (``Retry`` with that delay)."""
     result = drain.drain(handler, integration_id, chat_key)
     if result.retry_after is not None:
         raise dramatiq.Retry(delay=int(result.retry_after * 1000))
@@ -50,7 +59,7 @@ def _drain(handler: drain.LaneHandler, integration_id: str, chat_key: str) -> No
 @dramatiq.actor(
     actor_name=jobs.DELIVER_INBOUND,
     queue_name=jobs.RELAY_QUEUE,
-    max_retries=10_000,
+    retry_when=_lane_retry_when,
     time_limit=15 * 60_000,
 )
 def deliver_inbound(integration_id: str, chat_key: str) -> None:
@@ -61,7 +70,7 @@ def deliver_inbound(integration_id: str, chat_key: str) -> None:
 @dramatiq.actor(
     actor_name=jobs.DELIVER_OUTBOUND,
     queue_name=jobs.RELAY_QUEUE,
-    max_retries=10_000,
+    retry_when=_lane_retry_when,
     time_limit=15 * 60_000,
 )
 def deliver_outbound(integration_id: str, chat_key: str) -> None:

@@ -180,9 +180,10 @@ def provision(integration_id: str, generation: int) -> bool:
         return True
 
 
-def record_internal_failure(integration_id: str, generation: int, exc: BaseException) -> None:
-    """Called when the job gave up on an unexpected error, so ``set`` never waits forever."""
-    failure = ProvisioningFailure(500, f"provisioning failed: {type(exc).__name__}")
+def record_internal_failure(integration_id: str, generation: int, error: str) -> None:
+    """Called when the job gave up on an unexpected error (``error``: the exception's name),
+    so ``set`` never waits forever."""
+    failure = ProvisioningFailure(500, f"provisioning failed: {error}")
     record_failure(integration_id, generation, failure)
 
 
