@@ -36,6 +36,7 @@ from app.store.models import (
     DIRECTION_OUTBOUND,
     EVENT_FAILED,
     EVENT_PENDING,
+    RETRYING_PREFIX,
     ChatwootIntegration,
     Instance,
     RelayEvent,
@@ -47,7 +48,6 @@ DIRECTIONS = (DIRECTION_INBOUND, DIRECTION_OUTBOUND)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_EVENT_ID = 2**63 - 1  # BigAutoField
-RETRYING_PREFIX = "retrying: "
 _PHONE_KEY = re.compile(r"[0-9]{6,15}")
 
 

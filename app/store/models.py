@@ -163,6 +163,7 @@ EVENT_PENDING = "pending"
 EVENT_DELIVERED = "delivered"
 EVENT_FAILED = "failed"
 EVENT_WAITING = "waiting"  # a status whose message is not known yet
+RETRYING_PREFIX = "retrying: "  # last_error of a failed event sent back to pending by a retry
 
 DIRECTION_INBOUND = "inbound"  # WhatsApp -> Chatwoot
 DIRECTION_OUTBOUND = "outbound"  # Chatwoot -> WhatsApp

@@ -113,8 +113,12 @@ def test_replayed_inbound_event_is_delivered_once_in_its_chats_order(
         "after it, 1",
         "after it, 2",
     ]
-    assert message_calls(bridge.chatwoot, "POST") == [422, 200, 200, 200]
+    # the refused post, the failure note, the two later messages, the replay, its recovery note
+    assert message_calls(bridge.chatwoot, "POST") == [422, 200, 200, 200, 200, 200]
     assert message_calls(bridge.chatwoot, "GET") == [200]  # the replay looked first
+    failure_note, recovery_note = bridge.notes()
+    assert "Content is too long" in failure_note["content"]
+    assert recovery_note["content"].startswith("✅ Recovered")
     assert call(bridge, "GET", "failed")["failed"] == []
     assert call(bridge, "GET", "list")["relay"]["oldest_pending_at"] is None
     replayed = bridge.events()[0]
@@ -140,7 +144,9 @@ def test_replayed_event_an_earlier_attempt_got_into_chatwoot_is_not_posted_again
 
     bridge.wait_for_events("delivered", 1)
     assert len(by_source(bridge, "wamid.arrived")) == 1
-    assert message_calls(bridge.chatwoot, "POST") == [200]
+    # the message once; then the failure note and, after the replay found it, the recovery note
+    assert message_calls(bridge.chatwoot, "POST") == [200, 200, 200]
+    assert len(bridge.notes()) == 2
     assert message_calls(bridge.chatwoot, "GET") == [422, 200]
 
 

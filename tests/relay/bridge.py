@@ -82,6 +82,14 @@ class CloudBridge:
         )
 
     def messages(self) -> list[dict[str, Any]]:
+        """The conversation messages in Chatwoot, without private notes (see :meth:`notes`)."""
+        return [m for m in self._all_messages() if not m.get("private")]
+
+    def notes(self) -> list[dict[str, Any]]:
+        """The private notes Wootbridge left for the agents (failures, recoveries)."""
+        return [m for m in self._all_messages() if m.get("private")]
+
+    def _all_messages(self) -> list[dict[str, Any]]:
         return sorted(self.chatwoot.messages.values(), key=lambda m: int(m["id"]))
 
     def wait_for_messages(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from app.integrations.errors import (
 from app.integrations.files import File
 from app.relay import clients, confirmations
 from app.relay.clients import MediaFetcher
-from app.relay.inbound import chats
+from app.relay.inbound import chats, failure_notes
 from app.relay.inbound.render import render_inbound
 from app.relay.lanes import drain
 from app.relay.message_map import MessageLink, advances, record_tick
@@ -220,7 +220,7 @@ class InboundHandler:
         try:
             outcome = _deliver_retrying_lost_conversation(context, row, interrupted)
         except MediaUnavailable as exc:
-            return drain.fail(row, f"media unavailable: {exc}")
+            return _fail(context, row, f"media unavailable: {exc}")
         except EchoOfOwnReply:
             return drain.wait_briefly(row, "may belong to a reply whose send is under way")
         except IntegrationBroken as exc:
@@ -229,7 +229,15 @@ class InboundHandler:
             return _classify(context, row, exc)
         if not isinstance(outcome, Delivered):
             return drain.park(row, "waiting for the message this status belongs to")
+        failure_notes.note_recovery(context.client, context.integration, row)
         return drain.delivered(outcome.link)
+
+
+def _fail(context: InboundContext, row: RelayEvent, reason: str) -> drain.Step:
+    """Failed for good: recorded first, then the agent is told in the conversation."""
+    step = drain.fail(row, reason)
+    failure_notes.note_failure(context.client, context.integration, row, reason)
+    return step
 
 
 def _deliver_retrying_lost_conversation(
@@ -268,5 +276,8 @@ def _classify(context: InboundContext, row: RelayEvent, exc: RemoteError) -> dra
         error = f"Chatwoot denied the request — verify the token's access. Detail: {exc.detail}"
         return drain.hold_integration(context.integration, row, error)
     if is_transient(exc):
-        return drain.retry_later(row, str(exc))
-    return drain.fail(row, str(exc))
+        step = drain.retry_later(row, str(exc))
+        if step is drain.FAILED:  # the last attempt: failed for good
+            failure_notes.note_failure(context.client, context.integration, row, str(exc))
+        return step
+    return _fail(context, row, str(exc))

@@ -340,7 +340,10 @@ def test_unprocessable_message_fails_with_its_reason_and_the_chat_goes_on(
     assert "422" in failed.last_error
     assert delivered.status == "delivered"
     assert contents(bridge) == ["accepted afterwards"]
-    assert message_posts(bridge.chatwoot) == [422, 200]
+    # the refused message, its private note for the agent, the next message
+    assert message_posts(bridge.chatwoot) == [422, 200, 200]
+    [note] = bridge.notes()
+    assert "Content is too long" in note["content"]
     relay = listing(bridge)["relay"]
     assert (relay["pending"], relay["delivered"], relay["failed"]) == (0, 1, 1)
 

@@ -102,8 +102,9 @@ def pending_rows(bridge: CloudBridge) -> list[RelayEvent]:
 
 
 def posted(chatwoot: FakeChatwoot) -> list[str]:
+    """Source ids of the relayed messages (not the private notes left for agents)."""
     ordered = sorted(chatwoot.messages.values(), key=lambda m: int(m["id"]))
-    return [str(m["source_id"]) for m in ordered]
+    return [str(m["source_id"]) for m in ordered if not m.get("private")]
 
 
 def drain(bridge: CloudBridge, handler: lanes.LaneHandler | None = None) -> lanes.DrainResult:

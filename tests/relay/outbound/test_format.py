@@ -195,3 +195,29 @@ def test_signed_name_cannot_break_the_bold() -> None:
 
 def test_signed_empty_text_is_just_the_name() -> None:
     assert signed("", "Jane") == "*Jane*:"
+
+
+# ---- parser-backed structure (markdown-it) ----
+MORE_CASES = [
+    ("*a **b** c*", "_a *b* c_"),
+    ("~~a **b**~~", "~a *b*~"),
+    ("x**y**z", "x**y**z"),
+    (
+        "[see **this** _and_ `code`](https://x.example/p)",
+        "see *this* _and_ ```code``` (https://x.example/p)",
+    ),
+    ("![a *b*](https://x.example/i.png)", "a _b_ (https://x.example/i.png)"),
+    ("- a\n\n  more\n- b", "- a\n\n  more\n- b"),
+    ("1. x\n   - y\n2. z", "1. x\n   - y\n2. z"),
+    ("line\n\n> q1\n>\n> q2", "line\n\n> q1\n>\n> q2"),
+    ("> **quoted** heading\n> # H", "> *quoted* heading\n> *H*"),
+    ("<b>hi</b> there", "<b>hi</b> there"),
+    ("    indented code", "```indented code```"),
+    ("http://x.example/**a**_b_ now", "http://x.example/**a**_b_ now"),
+    ("# **all** bold", "*all bold*"),
+]
+
+
+@pytest.mark.parametrize(("markdown", "whatsapp"), MORE_CASES)
+def test_markdown_structures(markdown: str, whatsapp: str) -> None:
+    assert markdown_to_whatsapp(markdown) == whatsapp
