@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from app.config import get_settings
 from app.logs import configure_logging
+
+if TYPE_CHECKING:
+    from app.store.models import ChatwootIntegration
 
 logger = logging.getLogger("wootbridge")
 
@@ -57,17 +62,33 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+@contextlib.contextmanager
+def _connected() -> Iterator[None]:
+    """The configured database, connected for one command."""
+    from app.store import init_store
+
+    with init_store(get_settings()).connection_context():
+        yield
+
+
+def _integration_or_report(instance: str) -> ChatwootIntegration | None:
+    """The instance's integration, or ``None`` after saying why on stderr."""
+    from app.management import failed_events
+
+    try:
+        return failed_events.integration_named(instance)
+    except LookupError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
 def cmd_failed(args: argparse.Namespace) -> int:
     """Print a page of the instance's failed events, newest first."""
     from app.management import failed_events
-    from app.store import init_store
 
-    db = init_store(get_settings())
-    with db.connection_context():
-        try:
-            integration = failed_events.integration_named(args.instance)
-        except LookupError as exc:
-            print(exc, file=sys.stderr)
+    with _connected():
+        integration = _integration_or_report(args.instance)
+        if integration is None:
             return 1
         page = failed_events.list_failed(integration, args.direction, args.limit, args.before)
     rows = [
@@ -87,14 +108,10 @@ def cmd_failed(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """Failed events back to pending; the workers' recovery sweep (every 10 s) delivers them."""
     from app.management import failed_events
-    from app.store import init_store
 
-    db = init_store(get_settings())
-    with db.connection_context():
-        try:
-            integration = failed_events.integration_named(args.instance)
-        except LookupError as exc:
-            print(exc, file=sys.stderr)
+    with _connected():
+        integration = _integration_or_report(args.instance)
+        if integration is None:
             return 1
         result = failed_events.retry_failed(integration, args.ids or None)
     print(f"{result.retrying} events back to pending; the workers relay them within about 10 s")
