@@ -90,6 +90,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(host: str, port: int | None, threads: int) -> int:
     import uvicorn
 
@@ -108,7 +112,10 @@ def run_dev(host: str, port: int | None, threads: int) -> int:
         worker = _start_worker(threads)
         stack.callback(_stop, worker)
         logger.info("serving on http://%s:%s (Ctrl-C stops web, worker and Redis)", host, port)
-        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once it stopped
+        # uvicorn re-raises the signal that stopped it; SIGTERM (a process manager, `kill`)
+        # must unwind like Ctrl-C so the worker and the embedded Redis are stopped too
+        signal.signal(signal.SIGTERM, _interrupt)
+        with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(
                 "app.main:asgi_app",
                 factory=True,
