@@ -214,11 +214,10 @@ def _file_bytes(db_file: Path) -> bytes:
     return db_file.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's files only
 def test_sqlite_erased_content_is_in_neither_the_database_nor_the_wal(
     integration: ChatwootIntegration, store_settings: Settings
 ) -> None:
-    if not store_settings.database_url.startswith("sqlite"):
-        pytest.skip("SQLite files")
     db_file = Path(store_settings.database_url.removeprefix("sqlite:///"))
     assert database.execute_sql("PRAGMA secure_delete").fetchone() == (1,)
     secret = marker()
@@ -243,11 +242,12 @@ def _last_vacuum() -> dt.datetime | None:
     return None if found is None else found[0]
 
 
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)  # PostgreSQL's statistics only
 def test_postgres_vacuums_the_event_table_after_a_purge(
     integration: ChatwootIntegration, store_settings: Settings
 ) -> None:
-    if not store_settings.database_url.startswith("postgres"):
-        pytest.skip("PostgreSQL statistics")
     before = _last_vacuum()
     event_id = stored(integration, message("wamid.PG", marker()))
     mark(event_id, days_ago=31)
