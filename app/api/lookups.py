@@ -29,7 +29,7 @@ from app.management.lookup_cache import (
     load_instance,
     load_integration,
 )
-from app.store.db import database
+from app.store.db import request_connection
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +129,8 @@ async def _load(
 def _with_connection(
     cache: LookupCache[K, V], key: K, token: str | None, loader: Callable[[], V | None]
 ) -> V | None:
-    """On a connection taken for this load only: loads are rare, and a pool thread that ends
-    while keeping a connection would leak it."""
-    with database.connection_context():
+    """On the thread pool's request connection (a pooled one goes back after the load)."""
+    with request_connection():
         return cache.load(key, token, loader)
 
 
