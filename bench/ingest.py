@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.bridge import (
     Bridge,
@@ -29,7 +30,14 @@ from bench.bridge import (
     open_store,
     wire,
 )
-from bench.stack import BenchStack, bare_starlette, prepare_environment, wait_for
+from bench.stack import (
+    Baseline,
+    BenchStack,
+    bare_starlette,
+    cpu_seconds,
+    prepare_environment,
+    wait_for,
+)
 from bench.table import FAILED_CHECKS, check, header, median, row
 from bench.wrk import WrkResult, run_wrk, write_requests
 
@@ -41,6 +49,20 @@ class IngestFigures:
     ours: list[WrkResult] = field(default_factory=list)
     bare: list[WrkResult] = field(default_factory=list)
     rss: tuple[float, float] = (0.0, 0.0)
+    # CPU seconds per answered request during the runs: the web process, the bare server, and
+    # the worker process relaying meanwhile (less sensitive than req/s to a busy machine)
+    web_cpu: list[float] = field(default_factory=list)
+    bare_cpu: list[float] = field(default_factory=list)
+    worker_cpu: list[float] = field(default_factory=list)
+
+
+def _run_measuring_cpu(
+    pid: int, url: str, requests_file: Path, load: dict[str, Any]
+) -> tuple[WrkResult, float]:
+    """wrk against ``url``, and the CPU seconds process ``pid`` spent per answered request."""
+    before = cpu_seconds(pid)
+    result = run_wrk(url, requests_file, **load)
+    return result, (cpu_seconds(pid) - before) / max(1, result.ok)
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -59,15 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wootbridge-bench-") as tmp:
         url = prepare_environment(Path(tmp), args.database_url)
         open_store(empty=True)
-        with BenchStack(Path(tmp)) as stack, bare_starlette(Path(tmp)) as bare_url:
+        with BenchStack(Path(tmp)) as stack, bare_starlette(Path(tmp)) as bare:
             bridge = wire(stack)
-            figures = measure(stack, bridge, bare_url, args)
+            figures = measure(stack, bridge, bare, args)
         report(figures, args, url)
         return 1 if FAILED_CHECKS else 0
 
 
 def measure(
-    stack: BenchStack, bridge: Bridge, bare_url: str, args: argparse.Namespace
+    stack: BenchStack, bridge: Bridge, bare: Baseline, args: argparse.Namespace
 ) -> IngestFigures:
     """``args.runs`` alternating runs (bare, ours), each ours drained before the next."""
 
@@ -77,12 +99,19 @@ def measure(
     bare_file = workdir / "bare.requests"
     write_requests(bare_file, cloud_requests(bridge.instance, "bare", bodies, args.chats))
     tags = [f"i{run}" for run in range(args.runs)]
+    assert stack.web is not None
+    web_pid, worker_pid = stack.web.popen.pid, stack.worker_process_pid()
     for tag in tags:
-        figures.bare.append(run_wrk(bare_url, bare_file, **load))
+        result, cpu = _run_measuring_cpu(bare.pid, bare.url, bare_file, load)
+        figures.bare.append(result)
+        figures.bare_cpu.append(cpu)
         ours_file = workdir / "ours.requests"
         write_requests(ours_file, cloud_requests(bridge.instance, tag, bodies, args.chats))
-        result = run_wrk(stack.base_url, ours_file, **load)
+        worker_before = cpu_seconds(worker_pid)
+        result, cpu = _run_measuring_cpu(web_pid, stack.base_url, ours_file, load)
         figures.ours.append(result)
+        figures.web_cpu.append(cpu)
+        figures.worker_cpu.append((cpu_seconds(worker_pid) - worker_before) / max(1, result.ok))
         if tag == tags[-1]:
             figures.rss = stack.rss()
         check_stored(bridge.integration_id, tag, result)
@@ -190,6 +219,10 @@ def report(figures: IngestFigures, args: argparse.Namespace, database_url: str) 
         f"{sum(r.non_2xx for r in ours):5d} / {sum(r.socket_errors for r in ours)}",
         f"bare {sum(r.non_2xx for r in bare)}",
     )
+    web_cpu, bare_cpu = median(figures.web_cpu) * 1e6, median(figures.bare_cpu) * 1e6
+    row("web CPU us per request", f"{web_cpu:9.0f}", f"bare Starlette {bare_cpu:9.0f}")
+    worker_cpu = median(figures.worker_cpu) * 1e6
+    row("worker CPU us per request", f"{worker_cpu:9.0f}", "(relaying meanwhile)")
     web, worker = figures.rss
     row("RSS web / worker MB", f"{web:6.0f} / {worker:.0f}")
 

@@ -66,7 +66,7 @@ def run_store(
         os.environ["ENCRYPTION_KEY"] = base64.b64encode(digest).decode()
     open_store(empty=not events)
     name = f"bench{uuid.uuid4().hex[:6]}"
-    with BenchStack(workdir) as stack, bare_starlette(workdir) as bare_url:
+    with BenchStack(workdir) as stack, bare_starlette(workdir) as bare:
         bridge = wire(stack, name)
         listed = name
         if events:
@@ -77,7 +77,7 @@ def run_store(
         headers = {"token": stack.account_token}
         list_ = latency(stack, HttpRequest("GET", f"/api/chatwoot/list/{listed}", headers))
         metrics = latency(stack, HttpRequest("GET", "/metrics", {}))
-        figures = ingest.measure(stack, bridge, bare_url, args)
+        figures = ingest.measure(stack, bridge, bare, args)
         requests = list(cloud_requests(name, "d", args.messages, args.chats))
         drain_in = drain.backlog(stack, bridge, "inbound", requests)
         replies = agent_replies(stack, "o", args.messages)

@@ -80,6 +80,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -141,13 +147,21 @@ def uvicorn(app: str, port: int, log: Path, factory: bool = False) -> Process:
     raise SystemExit(f"{app} did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The bare Starlette server: where it listens and its process (for its CPU time)."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def bare_starlette(workdir: Path) -> Iterator[str]:
-    """The baseline endpoint, served by uvicorn with the web process's flags; yields its URL."""
+def bare_starlette(workdir: Path) -> Iterator[Baseline]:
+    """The baseline endpoint, served by uvicorn with the web process's flags."""
     port = free_port()
     server = uvicorn("bench.bare_app:app", port, workdir / "bare.log")
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Baseline(f"http://127.0.0.1:{port}", server.popen.pid)
     finally:
         server.stop()
 
@@ -216,6 +230,10 @@ class BenchStack:
     def worker_pid(self) -> int:
         assert self.worker is not None
         return self.worker.popen.pid
+
+    def worker_process_pid(self) -> int:
+        """The process that runs the actors (dramatiq's child; the parent only supervises)."""
+        return max(children(self.worker_pid()))
 
     def rss(self) -> tuple[float, float]:
         """RSS in MB of the web process and of the worker process (dramatiq's child)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import peewee
@@ -40,8 +41,17 @@ def load_integrations(integration_ids: Iterable[str]) -> dict[str, ChatwootInteg
     wanted = sorted(set(integration_ids))
     if not wanted:
         return {}
-    rows = ChatwootIntegration.select().where(ChatwootIntegration.id.in_(wanted))
-    return {str(row.id): row for row in rows}
+    sql = _integrations_sql(database.param, database.quote, len(wanted))
+    return {str(row.id): row for row in ChatwootIntegration.raw(sql, *wanted)}
+
+
+@lru_cache(maxsize=64)
+def _integrations_sql(param: str, quote: str, count: int) -> str:
+    """The SQL of selecting ``count`` integrations by id, built once per backend and count:
+    peewee takes about 20 times longer to build this query than the database to run it."""
+    query = ChatwootIntegration.select().where(ChatwootIntegration.id.in_([""] * count))
+    sql, _ = query.sql()
+    return str(sql)
 
 
 def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -66,3 +76,30 @@ def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) ->
         for row in chunk:
             params.extend(row[c] if c in row else defaults[c] for c in columns)
         database.execute_sql(head + ", ".join([values_sql] * len(chunk)), params)
+
+
+def _quoted(name: str) -> str:
+    quote = database.quote
+    return f"{quote[0]}{name}{quote[1]}"
+
+
+def select_where_in(
+    model: type[peewee.Model],
+    columns: Sequence[peewee.Field],
+    equal: Sequence[tuple[peewee.Field, Any]],
+    within: peewee.Field,
+    values: Sequence[Any],
+) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM model WHERE f = v AND … AND within IN (values)`` as tuples of raw
+    column values, by hand for the same reason as :func:`insert_rows` (peewee builds an
+    ``IN`` of a few hundred parameters slower than the database answers it)."""
+    if not values:
+        return []
+    param = database.param
+    names = ", ".join(_quoted(column.column_name) for column in columns)
+    conditions = [f"{_quoted(field.column_name)} = {param}" for field, _ in equal]
+    conditions.append(f"{_quoted(within.column_name)} IN ({', '.join([param] * len(values))})")
+    table = _quoted(model._meta.table_name)
+    sql = f"SELECT {names} FROM {table} WHERE {' AND '.join(conditions)}"  # noqa: S608
+    params = [field.db_value(value) for field, value in equal] + list(values)
+    return list(database.execute_sql(sql, params).fetchall())

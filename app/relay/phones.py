@@ -10,6 +10,7 @@ person always lands in the same Chatwoot contact and conversation.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from app.integrations.whatsapp.identifiers import is_bsuid as is_bsuid
 
@@ -20,12 +21,16 @@ _SEPARATORS = re.compile(r"[\s\-().+]")
 _DEVICE = re.compile(r":\d+$")
 _DIGITS = re.compile(r"[0-9]+")
 _MAX_E164_DIGITS = 15
+_CACHED_SPELLINGS = 16_384
+"""Spellings remembered by the pure functions below: a webhook asks about the same number
+several times (sender, contact, aliases), and a busy chat sends many webhooks."""
 
 BRAZIL = "55"
 _BR_WITHOUT_NINE = 12  # 55 + DD + 8 local digits
 _BR_WITH_NINE = 13  # 55 + DD + 9 + 8 local digits
 
 
+@lru_cache(maxsize=_CACHED_SPELLINGS)
 def _strip(raw: str) -> str:
     """Drop the JID domain, the device suffix and the separators people type."""
     text = raw.strip()
@@ -62,6 +67,7 @@ def _brazil_drop_nine(digits: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=_CACHED_SPELLINGS)
 def canonical_phone(raw: str) -> str:
     """Digits only, E.164 without ``+``; Brazilian mobiles in their 13-digit form.
 
@@ -82,6 +88,7 @@ def e164(digits: str) -> str:
     return "+" + bare
 
 
+@lru_cache(maxsize=_CACHED_SPELLINGS)
 def phone_aliases(raw: str) -> tuple[str, ...]:
     """Other spellings of the same number that may identify the chat, canonical form excluded.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from app.relay.inbound.intake import _identifiers, _kind, _oldest_lane, store_inbound
 from app.relay.intake_lock import (
@@ -22,6 +22,7 @@ from app.relay.intake_lock import (
     insert_rows,
     load_integrations,
     lock_integrations,
+    select_where_in,
 )
 from app.relay.lanes.drain import deliverable
 from app.relay.messages import Event, InboundMessage
@@ -146,19 +147,20 @@ class _IntegrationBatch:
     def _read_known(self, events: list[Event]) -> None:
         identifiers = list(dict.fromkeys(i for e in events for i in _identifiers(e)))
         keys = list(dict.fromkeys(e.natural_key for e in events))
+        integration = (ChatAlias.integration, self.integration.id)
         for part in chunks(identifiers, KEYS_PER_SELECT):
-            query = ChatAlias.select(ChatAlias.identifier, ChatAlias.chat_key).where(
-                (ChatAlias.integration == self.integration) & ChatAlias.identifier.in_(part)
-            )
-            self.lanes.update(cast("Iterable[tuple[str, str]]", query.tuples()))
+            columns = (ChatAlias.identifier, ChatAlias.chat_key)
+            found = select_where_in(ChatAlias, columns, [integration], ChatAlias.identifier, part)
+            self.lanes.update((str(identifier), str(key)) for identifier, key in found)
+        inbound = [
+            (RelayEvent.integration, self.integration.id),
+            (RelayEvent.direction, DIRECTION_INBOUND),
+        ]
         for part in chunks(keys, KEYS_PER_SELECT):
-            stored = RelayEvent.select(RelayEvent.natural_key).where(
-                (RelayEvent.integration == self.integration)
-                & (RelayEvent.direction == DIRECTION_INBOUND)
-                & RelayEvent.natural_key.in_(part)
+            stored = select_where_in(
+                RelayEvent, (RelayEvent.natural_key,), inbound, RelayEvent.natural_key, part
             )
-            rows = cast("Iterable[tuple[str]]", stored.tuples())
-            self.known_keys.update(str(key) for (key,) in rows)
+            self.known_keys.update(str(key) for (key,) in stored)
 
     def _lane_of(self, event: Event) -> str:
         """As :func:`app.relay.inbound.intake._chat_key`, and records the new aliases."""
