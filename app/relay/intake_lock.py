@@ -85,9 +85,9 @@ def _quoted(name: str) -> str:
 
 def select_where_in(
     model: type[peewee.Model],
-    columns: Sequence[peewee.Field],
-    equal: Sequence[tuple[peewee.Field, Any]],
-    within: peewee.Field,
+    columns: Sequence[Any],
+    equal: Sequence[tuple[Any, Any]],
+    within: Any,
     values: Sequence[Any],
 ) -> list[tuple[Any, ...]]:
     """``SELECT columns FROM model WHERE f = v AND … AND within IN (values)`` as tuples of raw
@@ -101,5 +101,10 @@ def select_where_in(
     conditions.append(f"{_quoted(within.column_name)} IN ({', '.join([param] * len(values))})")
     table = _quoted(model._meta.table_name)
     sql = f"SELECT {names} FROM {table} WHERE {' AND '.join(conditions)}"  # noqa: S608
-    params = [field.db_value(value) for field, value in equal] + list(values)
+    params = [_db_value(field, value) for field, value in equal] + list(values)
     return list(database.execute_sql(sql, params).fetchall())
+
+
+def _db_value(field: Any, value: Any) -> Any:
+    """``value`` as ``field`` stores it (a foreign key's row becomes its id)."""
+    return field.db_value(value)

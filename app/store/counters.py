@@ -18,7 +18,6 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, cast
 
-import peewee
 from peewee import Case, fn
 
 from app.store.db import database
@@ -64,7 +63,8 @@ def bump_counters(deltas: Iterable[CounterDelta]) -> None:
     summed = _summed(deltas)
     if not summed:
         return
-    now = RelayCounter.updated_at.db_value(utcnow())
+    updated_at: Any = RelayCounter.updated_at
+    now = updated_at.db_value(utcnow())
     params: list[Any] = []
     for (integration_id, direction, outcome), n in sorted(summed.items()):
         params += [integration_id, direction, outcome, n, now]
@@ -77,7 +77,7 @@ def _bump_sql(rows: int) -> str:
     quote = database.quote
     table = f"{quote[0]}{RelayCounter._meta.table_name}{quote[1]}"
 
-    def name(field: peewee.Field) -> str:
+    def name(field: Any) -> str:
         return f"{quote[0]}{field.column_name}{quote[1]}"
 
     key = [RelayCounter.integration, RelayCounter.direction, RelayCounter.outcome]

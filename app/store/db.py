@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 import peewee
@@ -49,7 +49,9 @@ class EagerSqliteDatabase(peewee.SqliteDatabase):
     same ``busy_timeout_ms`` in total; every other statement keeps the busy handler.
     """
 
-    def __init__(self, database: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> None:
+    def __init__(
+        self, database: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any
+    ) -> None:
         pragmas = dict(kwargs.pop("pragmas", {}))
         pragmas["busy_timeout"] = busy_timeout_ms
         super().__init__(database, pragmas=pragmas, **kwargs)
@@ -57,7 +59,7 @@ class EagerSqliteDatabase(peewee.SqliteDatabase):
 
     def begin(self, lock_type: str | None = None) -> None:
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
-        cursor = self.cursor()
+        cursor = self.cursor()  # type: ignore[no-untyped-call]
         cursor.execute("PRAGMA busy_timeout = 0")
         try:
             while True:

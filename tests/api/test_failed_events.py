@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
 import pytest
 from starlette.testclient import TestClient
 
@@ -294,7 +295,7 @@ def plan_of(query: Any) -> str:
     """The database's plan for ``query`` (PostgreSQL told to avoid sequential scans, which
     it prefers on tables this small)."""
     sql, params = query.sql()
-    if database.obj.__class__.__name__.startswith("Sqlite"):
+    if isinstance(database.obj, peewee.SqliteDatabase):
         rows = database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
         return " | ".join(str(row[-1]) for row in rows)
     with database.atomic():

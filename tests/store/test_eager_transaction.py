@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import peewee
 import pytest
@@ -36,7 +37,7 @@ def _hold_write_lock(path: Path, seconds: float, locked: threading.Event) -> flo
     return released
 
 
-def _busy_timeout(db: peewee.Database) -> int:
+def _busy_timeout(db: Any) -> int:
     (value,) = db.execute_sql("PRAGMA busy_timeout").fetchone()
     return int(value)
 

@@ -147,12 +147,12 @@ class _IntegrationBatch:
     def _read_known(self, events: list[Event]) -> None:
         identifiers = list(dict.fromkeys(i for e in events for i in _identifiers(e)))
         keys = list(dict.fromkeys(e.natural_key for e in events))
-        integration = (ChatAlias.integration, self.integration.id)
+        integration: tuple[Any, Any] = (ChatAlias.integration, self.integration.id)
         for part in chunks(identifiers, KEYS_PER_SELECT):
             columns = (ChatAlias.identifier, ChatAlias.chat_key)
             found = select_where_in(ChatAlias, columns, [integration], ChatAlias.identifier, part)
             self.lanes.update((str(identifier), str(key)) for identifier, key in found)
-        inbound = [
+        inbound: list[tuple[Any, Any]] = [
             (RelayEvent.integration, self.integration.id),
             (RelayEvent.direction, DIRECTION_INBOUND),
         ]
