@@ -80,6 +80,7 @@ class Settings:
     queue_namespace: str = "wootbridge"
     log_format: str = "text"
     retention_days: int = DEFAULT_RETENTION_DAYS
+    template_sync_debounce_seconds: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -131,6 +132,9 @@ class Settings:
             queue_namespace=config("QUEUE_NAMESPACE", cast=str, default="wootbridge"),
             log_format=parse_log_format(config("LOG_FORMAT", cast=str, default="text")),
             retention_days=parse_retention_days(config("RETENTION_DAYS", cast=str, default="")),
+            template_sync_debounce_seconds=config(
+                "TEMPLATE_SYNC_DEBOUNCE_SECONDS", cast=float, default=10.0
+            ),
         )
         settings.current_key()
         settings.old_keys()

@@ -26,6 +26,12 @@ DELIVER_OUTBOUND = "deliver_outbound"
 REPLAY_INTEGRATION = "replay_integration"
 PROVISION = "provision"
 PROVISION_GAVE_UP = "provision_gave_up"  # Dramatiq's on_retry_exhausted target of PROVISION
+TYPING_QUEUE = "typing"  # ephemeral and short: never behind a backlog of relay work
+AGENT_TYPING = "agent_typing"  # an agent typing in Chatwoot ▸ the customer sees it
+CUSTOMER_TYPING = "customer_typing"  # a customer typing on a gateway ▸ the agents see it
+TEMPLATES_QUEUE = "templates"
+SYNC_TEMPLATES = "sync_templates"  # one integration's message templates into its inbox
+TEMPLATES_CHANGED = "templates_changed"  # a business account's templates changed (webhook)
 
 # actor name -> the queue it consumes
 QUEUES = {
@@ -34,6 +40,10 @@ QUEUES = {
     REPLAY_INTEGRATION: RELAY_QUEUE,
     PROVISION: PROVISIONING_QUEUE,
     PROVISION_GAVE_UP: PROVISIONING_QUEUE,
+    AGENT_TYPING: TYPING_QUEUE,
+    CUSTOMER_TYPING: TYPING_QUEUE,
+    SYNC_TEMPLATES: TEMPLATES_QUEUE,
+    TEMPLATES_CHANGED: TEMPLATES_QUEUE,
 }
 
 _brokers: dict[tuple[str, str], RedisBroker] = {}
@@ -95,3 +105,12 @@ def enqueue_many(jobs: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
     pipe.execute()
     for message in sent:
         broker.emit_after("enqueue", message, None)
+
+
+def enqueue_later(actor_name: str, delay_seconds: float, *args: Any) -> None:
+    """Like :func:`enqueue`, run no sooner than ``delay_seconds`` from now (Dramatiq's delay:
+    the message waits in the queue's delay set)."""
+    message: Message[Any] = Message(
+        queue_name=QUEUES[actor_name], actor_name=actor_name, args=args, kwargs={}, options={}
+    )
+    _sending_broker().enqueue(message, delay=max(0, int(delay_seconds * 1000)))

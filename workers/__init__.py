@@ -9,8 +9,9 @@ from workers.broker import setup_broker
 adopt_handlers()  # LOG_FORMAT and the secret masking apply to worker output too
 broker = setup_broker()
 
-from workers import provisioning, relay  # noqa: E402  (actors need the broker first)
+from workers import presence, provisioning, relay, templates  # noqa: E402  (the broker first)
 
 broker.add_middleware(relay.RecoverySweeper())
+broker.add_middleware(templates.TemplateScheduler())
 
-__all__ = ["broker", "provisioning", "relay"]
+__all__ = ["broker", "presence", "provisioning", "relay", "templates"]

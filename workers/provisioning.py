@@ -12,6 +12,7 @@ from app.logs import log_context
 from app.management import provisioning as service
 from app.store.db import thread_connection
 from workers.relay import replay_integration
+from workers.templates import sync_templates
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def provision(integration_id: str, generation: int) -> None:
         activated = service.provision(integration_id, generation)
     if activated:
         replay_integration.send(integration_id)
+        sync_templates.send(integration_id)  # skipped at once without a business account id
 
 
 @dramatiq.actor(actor_name=jobs.PROVISION_GAVE_UP, queue_name=jobs.PROVISIONING_QUEUE)

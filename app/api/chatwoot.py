@@ -101,6 +101,7 @@ async def list_integration(request: Request) -> JSONResponse:
             "ignore_groups": integration.ignore_groups,
             "start_as_pending": integration.start_as_pending,
             "reopen_resolved": integration.reopen_resolved,
+            "mark_read": integration.mark_read,
             "webhook_url": webhook_url(settings, integration),
             "relay": {
                 "pending": counters.pending,

@@ -24,9 +24,11 @@ from app.api.errors import ApiError
 from app.api.intake_writer import submit_outbound
 from app.api.lookups import webhook_integration
 from app.api.names import ROW_ID
+from app.api.typing_jobs import enqueue_agent_typing
 from app.api.webhook_body import parse_json, parse_or_400, read_raw_body
 from app.management.lookup_cache import WebhookIntegration
 from app.relay.outbound.chatwoot_webhook import (
+    AgentTyping,
     ConversationStatusChanged,
     Ignored,
     parse_chatwoot_webhook,
@@ -87,6 +89,9 @@ async def chatwoot_webhook(request: Request) -> Response:
             # an agent's message or a status change we could not read: visible in the log
             logger.warning("chatwoot webhook for %s not relayed: %s", integration.id, parsed.reason)
         return JSONResponse({"stored": 0, "ignored": parsed.reason})
+    if isinstance(parsed, AgentTyping):  # ephemeral: a typing job, nothing stored
+        queued = await enqueue_agent_typing(integration.id, parsed)
+        return JSONResponse({"stored": 0, "typing": "on" if parsed.on else "off", "queued": queued})
     outcome = await submit_outbound(request, OutboundRequest(integration.id, parsed))
     if not outcome.integration_found:  # deleted since it was looked up
         raise ApiError(404, "integration not found")

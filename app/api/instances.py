@@ -20,6 +20,7 @@ from app.api.names import INSTANCE_NAME, is_instance_name
 from app.api.validation import (
     http_url,
     optional_bool,
+    optional_int_between,
     optional_str,
     read_json_object,
     required_header_token,
@@ -27,6 +28,7 @@ from app.api.validation import (
 )
 from app.config import Settings
 from app.integrations.urlguard import UrlNotAllowed, check_url_allowed
+from app.integrations.whatsapp.pacing import MAX_MESSAGES_PER_SECOND
 from app.management import instances as service
 from app.management.integrations import record_failure, rfc3339
 from app.management.provisioning import ProvisioningFailure
@@ -34,6 +36,7 @@ from app.store.models import PROVIDER_CLOUD, PROVIDER_GATEWAY, ChatwootIntegrati
 
 NAME_PATTERN = INSTANCE_NAME
 TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{8,256}")
+BUSINESS_ACCOUNT_ID = re.compile(r"[0-9]{1,32}")  # a WhatsApp Business Account id: digits
 NAME_TAKEN = "Instance name already exists"
 TOKEN_TAKEN = "Instance token already exists"  # noqa: S105
 NO_ENCRYPTION_KEY = "encryption key not configured"
@@ -50,6 +53,12 @@ def parse_new_instance(body: dict[str, Any]) -> service.NewInstance:
             app_secret=required_str(body, "cloudAppSecret", max_len=500),
             verify_token=optional_str(body, "cloudVerifyToken", max_len=500),
             api_base_url=http_url(body, "cloudApiBaseUrl", required=False),
+            business_account_id=optional_str(
+                body, "cloudBusinessAccountId", max_len=32, pattern=BUSINESS_ACCOUNT_ID
+            ),
+            messages_per_second=optional_int_between(
+                body, "cloudMessagesPerSecond", minimum=1, maximum=MAX_MESSAGES_PER_SECOND
+            ),
         )
         return service.NewInstance(name=name, provider=provider, token=token, cloud=cloud)
     if provider == PROVIDER_GATEWAY:

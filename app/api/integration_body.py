@@ -27,10 +27,10 @@ def integration_request(body: dict[str, Any], instance_name: str) -> Integration
     ``inboxName``/``chatwootInboxName``.
     """
 
-    def flag(name: str) -> bool:
+    def flag(name: str, default: bool = False) -> bool:
         if name in body:
-            return optional_bool(body, name)
-        return optional_bool(body, f"chatwoot{name[0].upper()}{name[1:]}")
+            return optional_bool(body, name, default)
+        return optional_bool(body, f"chatwoot{name[0].upper()}{name[1:]}", default)
 
     base_url = http_url(body, "chatwootBaseUrl", required=True)
     assert base_url is not None
@@ -48,6 +48,7 @@ def integration_request(body: dict[str, Any], instance_name: str) -> Integration
         ignore_groups=flag("ignoreGroups"),
         start_as_pending=flag("startAsPending"),
         reopen_resolved=flag("reopenResolved"),
+        mark_read=flag("markRead", default=True),
     )
 
 

@@ -68,6 +68,20 @@ _CLOUD_FIELDS: dict[str, Schema] = {
     "cloudAppSecret": _string("cloud: required; verifies X-Hub-Signature-256", maxLength=500),
     "cloudVerifyToken": _string("cloud: webhook handshake token; generated when absent"),
     "cloudApiBaseUrl": _string("cloud: Graph API base URL", format="uri"),
+    "cloudBusinessAccountId": _string(
+        "cloud: the WhatsApp Business Account id; its message templates are synced into the "
+        "inbox's template picker",
+        pattern="^[0-9]{1,32}$",
+    ),
+    "cloudMessagesPerSecond": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "default": 80,
+        "description": "cloud, ours: the number's send pace; sends as this number never exceed "
+        "it in any one-second window (Meta's throughput: 80 by default, 20 for a number shared "
+        "with the WhatsApp Business app, up to 1000 after Meta's upgrade)",
+    },
 }
 _GATEWAY_FIELDS: dict[str, Schema] = {
     "gatewayBaseUrl": _string("gateway: required; http(s) URL of the gateway", format="uri"),
@@ -81,7 +95,10 @@ _CHATWOOT_FLAGS: dict[str, Schema] = {
     "ignoreGroups": _flag("do not relay group messages"),
     "startAsPending": _flag("new conversations start as pending"),
     "reopenResolved": _flag("a new message reopens a resolved conversation"),
-    "markRead": _flag("ours: typing indicator and read receipts to WhatsApp"),
+    "markRead": {
+        **_flag("ours: agent typing and replies mark the customer's messages read on WhatsApp"),
+        "default": True,
+    },
 }
 _SET_FIELDS: dict[str, Schema] = {
     "chatwootBaseUrl": _string("http(s) URL; a trailing / is dropped", format="uri"),
@@ -254,6 +271,7 @@ INTEGRATION = obj(
         "ignore_groups",
         "start_as_pending",
         "reopen_resolved",
+        "mark_read",
         "webhook_url",
         "relay",
     ],
@@ -340,6 +358,12 @@ CHATWOOT_WEBHOOK_ACCEPTED = obj(
         "stored": {"type": "integer", "minimum": 0},
         "ignored": _string("why nothing was stored"),
         "conversation_status": _string("a conversation status change recorded"),
+        "typing": {
+            "type": "string",
+            "enum": ["on", "off"],
+            "description": "ours: an agent's typing, handed to a worker (never stored)",
+        },
+        "queued": {"type": "boolean", "description": "whether the typing reached the queue"},
     },
     required=["stored"],
 )

@@ -99,6 +99,20 @@ def required_positive_int(body: dict[str, Any], field: str, *, maximum: int = MA
     return value
 
 
+def optional_int_between(
+    body: dict[str, Any], field: str, *, minimum: int, maximum: int
+) -> int | None:
+    """An optional integer from ``minimum`` to ``maximum`` (None when absent or null)."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | BigNumber):
+        raise invalid_body(field, "must be an integer")
+    if isinstance(value, BigNumber) or not minimum <= value <= maximum:
+        raise invalid_body(field, f"must be an integer from {minimum} to {maximum}")
+    return value
+
+
 def http_url(body: dict[str, Any], field: str, *, required: bool) -> str | None:
     """An http(s) URL with a host and no credentials, trailing ``/`` removed.
 

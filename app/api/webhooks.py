@@ -22,9 +22,12 @@ from app.api.intake_writer import submit_inbound
 from app.api.jsonbody import storable
 from app.api.lookups import webhook_instance
 from app.api.names import is_instance_name
+from app.api.template_requests import request_template_sync
+from app.api.typing_jobs import enqueue_customer_typing
 from app.api.webhook_body import parse_json, parse_or_400, read_raw_body
 from app.management.lookup_cache import WebhookInstance
 from app.relay.inbound.cloud_webhook import parse_cloud_webhook
+from app.relay.inbound.gateway_presence import parse_gateway_presence
 from app.relay.inbound.gateway_webhook import envelope_token, parse_gateway_webhook
 from app.relay.inbound.intake_batch import InboundRequest
 from app.relay.messages import ParsedBody
@@ -71,6 +74,8 @@ async def cloud_webhook(request: Request) -> Response:
     body = parse_json(raw)
     phone_number_id = instance.phone_number_id
     parsed = parse_or_400(lambda: parse_cloud_webhook(body, phone_number_id), "cloud")
+    if parsed.template_accounts:
+        await request_template_sync(request, instance, parsed.template_accounts)
     return await _accept(request, instance, parsed)
 
 
@@ -84,6 +89,9 @@ async def gateway_webhook(request: Request) -> Response:
     path_event = request.path_params.get("event")
     event = None if path_event is None else storable(path_event)
     parsed = parse_or_400(lambda: parse_gateway_webhook(body, event), "gateway")
+    presence = parse_gateway_presence(body)  # a customer typing: ephemeral, a typing job
+    if presence is not None and instance.integration_id is not None:
+        await enqueue_customer_typing(instance.integration_id, presence)
     return await _accept(request, instance, parsed)
 
 

@@ -182,6 +182,18 @@ class ChatwootClient:
         result = self._call("PATCH", self._account_path(f"/inboxes/{inbox_id}"), json=body)
         return _as_dict(result, "inbox")
 
+    def set_inbox_additional_attributes(
+        self, inbox_id: int, attributes: Mapping[str, Any]
+    ) -> JSONDict:
+        """``PATCH .../inboxes/{id}`` with ``channel.additional_attributes``: an API channel's
+        settings (``message_templates`` for the template picker, ``agent_reply_time_window``
+        in hours). Chatwoot *replaces* the channel's whole ``additional_attributes`` with the
+        given object (``channel.update!``, ``Channel::Api::EDITABLE_ATTRS``), so pass every key
+        to keep, as ``get_inbox`` shows them (``additional_attributes``); returns the inbox."""
+        body = {"channel": {"additional_attributes": dict(attributes)}}
+        result = self._call("PATCH", self._account_path(f"/inboxes/{inbox_id}"), json=body)
+        return _as_dict(result, "inbox")
+
     # --- contacts -------------------------------------------------------------------------------
 
     def filter_contact_inbox(self, inbox_id: int, source_id: str) -> JSONDict | None:

@@ -27,16 +27,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import peewee
-
 from app.management.integrations import rfc3339
+from app.relay.lanes.replay import back_to_pending
 from app.store.db import database
 from app.store.models import (
     DIRECTION_INBOUND,
     DIRECTION_OUTBOUND,
     EVENT_FAILED,
     EVENT_PENDING,
-    RETRYING_PREFIX,
     ChatwootIntegration,
     Instance,
     RelayEvent,
@@ -186,25 +184,12 @@ def retry_failed(integration: ChatwootIntegration, ids: Sequence[int] | None = N
 
 
 def _back_to_pending(condition: Any) -> None:
-    """The failed events matching ``condition`` pending again, unclaimed, no backoff.
-
-    ``attempts`` restarts at 1, not 0: the lane then delivers the event *interrupted* (looks
-    before posting again); ``progress`` stays.
-    ``last_error`` keeps the old reason behind ``retrying: `` until the outcome replaces it;
-    ``updated_at`` moves with the update (the model sees to it)."""
-    reason = peewee.Value(RETRYING_PREFIX).concat(RelayEvent.last_error)
-    RelayEvent.update(
-        status=EVENT_PENDING,
-        attempts=1,
-        in_flight=True,
-        sending=False,
-        unconfirmed=False,
-        claim_token=None,
-        claimed_until=None,
-        next_attempt_at=None,
-        delivered_at=None,
-        last_error=reason,
-    ).where(condition).execute()
+    """The failed events matching ``condition`` pending again, unclaimed, no backoff
+    (:func:`app.relay.lanes.replay.back_to_pending`, shared with Chatwoot's Retry button):
+    ``attempts`` restarts at 1, so the lane delivers the event *interrupted* (looks before
+    posting again); ``progress`` stays; ``last_error`` keeps the old reason behind
+    ``retrying: `` until the outcome replaces it."""
+    back_to_pending(condition)
 
 
 def oldest_pending_at(integration: ChatwootIntegration) -> str | None:

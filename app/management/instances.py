@@ -39,6 +39,8 @@ class CloudSettings:
     app_secret: str
     verify_token: str | None = None
     api_base_url: str | None = None
+    business_account_id: str | None = None  # the WABA id: templates are synced from it
+    messages_per_second: int | None = None  # the number's send pace; None: the default (80)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ def _apply_provider_settings(instance: Instance, spec: NewInstance) -> str | Non
         verify_token = cloud.verify_token or new_token()
         instance.cloud_phone_number_id = cloud.phone_number_id
         instance.cloud_api_base_url = cloud.api_base_url or DEFAULT_CLOUD_API_BASE_URL
+        instance.cloud_business_account_id = cloud.business_account_id
+        instance.cloud_messages_per_second = cloud.messages_per_second
         instance.set_secret("cloud_access_token", cloud.access_token)
         instance.set_secret("cloud_app_secret", cloud.app_secret)
         instance.set_secret("cloud_verify_token", verify_token)

@@ -78,6 +78,7 @@ def _apply_request(integration: ChatwootIntegration, request: IntegrationRequest
     integration.ignore_groups = request.ignore_groups
     integration.start_as_pending = request.start_as_pending
     integration.reopen_resolved = request.reopen_resolved
+    integration.mark_read = request.mark_read
 
 
 def reload(integration_id: str) -> ChatwootIntegration | None:

@@ -62,6 +62,7 @@ class IntegrationRequest:
     ignore_groups: bool = False
     start_as_pending: bool = False
     reopen_resolved: bool = False
+    mark_read: bool = True
 
 
 class NotAdministrator(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 
@@ -17,12 +18,16 @@ from app.integrations.http import shared_client
 from app.integrations.whatsapp.cloud_send import CloudSender
 from app.integrations.whatsapp.gateway_send import GatewaySender
 from app.integrations.whatsapp.media import CloudMediaClient, GatewayMediaClient
+from app.integrations.whatsapp.pacing import DEFAULT_MESSAGES_PER_SECOND, RedisPacer
 from app.integrations.whatsapp.send import WhatsAppSender
 from app.store.models import PROVIDER_CLOUD, ChatwootIntegration, Instance
 
 MediaFetcher = Callable[[Media], File]  # an inbound attachment's bytes, from WhatsApp
 FileFetcher = Callable[[str], File]  # an agent's attachment's bytes, from its Chatwoot URL
 
+
+C = TypeVar("C")
+G = TypeVar("G")
 
 def client_for(
     integration: ChatwootIntegration, settings: Settings, attempts: int | None = None
@@ -69,31 +74,42 @@ def media_fetcher(instance: Instance) -> MediaFetcher:
 
 def whatsapp_sender(instance: Instance) -> WhatsAppSender:
     settings = get_settings()
-    http, attempts = _http(settings), settings.remote_retry_attempts
-    max_wait, timeout = settings.remote_retry_max_wait, settings.remote_timeout_seconds
+    sender: WhatsAppSender = provider_client(
+        instance,
+        CloudSender,
+        GatewaySender,
+        http=_http(settings),
+        retry_attempts=settings.remote_retry_attempts,
+        retry_max_wait=settings.remote_retry_max_wait,
+        timeout=settings.remote_timeout_seconds,
+    )
+    return sender
+
+
+def provider_client(
+    instance: Instance,
+    cloud: Callable[..., C],
+    gateway: Callable[..., G],
+    **options: Any,
+) -> C | G:
+    """``cloud(base URL, phone number id, token, pacer=…, **options)`` for a Cloud API instance,
+    else ``gateway(base URL, gateway instance, token, **options)``: a sender, receipts, …"""
     if instance.provider == PROVIDER_CLOUD:
         token = instance.get_secret("cloud_access_token")
         assert token is not None and instance.cloud_api_base_url is not None
-        return CloudSender(
-            instance.cloud_api_base_url,
-            str(instance.cloud_phone_number_id),
-            token,
-            http=http,
-            retry_attempts=attempts,
-            retry_max_wait=max_wait,
-            timeout=timeout,
-        )
+        base, name = instance.cloud_api_base_url, str(instance.cloud_phone_number_id)
+        return cloud(base, name, token, pacer=cloud_pacer(instance), **options)
     token = instance.get_secret("gateway_token")
     assert token is not None and instance.gateway_base_url is not None
-    return GatewaySender(
-        instance.gateway_base_url,
-        str(instance.gateway_instance or instance.name),
-        token,
-        http=http,
-        retry_attempts=attempts,
-        retry_max_wait=max_wait,
-        timeout=timeout,
-    )
+    name = str(instance.gateway_instance or instance.name)
+    return gateway(instance.gateway_base_url, name, token, **options)
+
+
+def cloud_pacer(instance: Instance) -> RedisPacer:
+    """The send pacer of a Cloud instance's number (``cloudMessagesPerSecond``, default 80),
+    shared through Redis by every worker; a sender built by :func:`whatsapp_sender` uses it."""
+    rate = instance.cloud_messages_per_second or DEFAULT_MESSAGES_PER_SECOND
+    return RedisPacer(str(instance.cloud_phone_number_id), int(rate))
 
 
 def file_fetcher() -> FileFetcher:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 # Media is part of an InboundMessage; it is defined beside the code that fetches it.
 from app.integrations.files import Media as Media
+from app.integrations.whatsapp.hints import failure_text
 
 MessageKind = Literal[
     "text",
@@ -142,11 +143,11 @@ class StatusUpdate:
 
     @property
     def external_error(self) -> str | None:
-        """Chatwoot's ``external_error`` text: ``"<code>: <title>"``."""
+        """Chatwoot's ``external_error`` text: ``"<code>: <title>"``, or the hint of
+        :func:`~app.integrations.whatsapp.hints.failure_text` (131047: the window closed)."""
         if self.status != "failed":
             return None
-        title = self.error_title or "unknown error"
-        return title if self.error_code is None else f"{self.error_code}: {title}"
+        return failure_text(self.error_code, self.error_title or "unknown error")
 
     def to_json(self) -> str:
         return json.dumps({"type": "status", **vars(self)}, separators=(",", ":"))
@@ -191,3 +192,6 @@ class ParsedBody:
 
     events: list[Event] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    # WhatsApp Business Account ids whose message templates changed (Cloud
+    # ``message_template_status_update``): their templates are synced again, not relayed
+    template_accounts: list[str] = field(default_factory=list)

@@ -105,9 +105,13 @@ class Instance(SecretFieldsMixin, BaseModel):
     provider = peewee.CharField(max_length=16)
     cloud_phone_number_id = peewee.CharField(max_length=64, null=True)
     cloud_api_base_url = peewee.CharField(max_length=500, null=True)
+    # the WhatsApp Business Account (WABA) id; enables the template sync (management/templates)
+    cloud_business_account_id = peewee.CharField(max_length=64, null=True)
     cloud_access_token = peewee.TextField(null=True)
     cloud_app_secret = peewee.TextField(null=True)
     cloud_verify_token = peewee.TextField(null=True)
+    # cloud: the number's send pace (messages per second, 1-1000); None: the default (80)
+    cloud_messages_per_second = peewee.IntegerField(null=True)
     gateway_base_url = peewee.CharField(max_length=500, null=True)
     gateway_instance = peewee.CharField(max_length=200, null=True)
     gateway_token = peewee.TextField(null=True)
@@ -149,8 +153,15 @@ class ChatwootIntegration(SecretFieldsMixin, BaseModel):
     ignore_groups = peewee.BooleanField(default=False)
     start_as_pending = peewee.BooleanField(default=False)
     reopen_resolved = peewee.BooleanField(default=False)
+    # typing indicator and read receipts to WhatsApp (app/relay/read_receipts.py)
+    mark_read = peewee.BooleanField(default=True)
     provision_requested = peewee.IntegerField(default=0)
     provision_completed = peewee.IntegerField(default=0)
+    # the message templates last synced into the inbox (app/management/templates.py): when, the
+    # usable ones as a JSON index (name, language, ...), and why the last sync failed ("" if not)
+    templates_synced_at = peewee.DateTimeField(null=True)
+    templates_index = peewee.TextField(null=True)
+    templates_error = peewee.TextField(default="")
 
     @property
     def status(self) -> str:
@@ -251,6 +262,35 @@ class ChatLink(BaseModel):
     conversation_status = peewee.CharField(max_length=16, null=True)
     reply_address = peewee.CharField(max_length=255, null=True)
     contact_phone = peewee.CharField(max_length=32, null=True)
+    # profiles follow the customer (app/relay/inbound/profiles.py): the contact name we gave the
+    # Chatwoot contact (None: not ours, or not known), and the WhatsApp profile name and
+    # username the customer's messages last carried
+    contact_name_set = peewee.CharField(max_length=255, null=True)
+    profile_name = peewee.CharField(max_length=255, null=True)
+    profile_username = peewee.CharField(max_length=255, null=True)
+
+    class Meta:
+        indexes = ((("integration", "chat_key"), True),)
+
+
+class ChatReadState(BaseModel):
+    """What WhatsApp knows the business has read in one chat (app/relay/read_receipts.py).
+
+    ``last_inbound_id``: the newest customer message delivered into Chatwoot (its WhatsApp id),
+    with its WhatsApp timestamp and, in a group, its author (``last_inbound_sender``).
+    ``read_id``: the message last marked read on WhatsApp (or being marked right now). A table
+    of its own, not :class:`ChatLink` columns: the inbound lane saves whole ``ChatLink`` rows,
+    which would write back a stale ``read_id`` set meanwhile by a reply or a typing job.
+    """
+
+    integration = peewee.ForeignKeyField(
+        ChatwootIntegration, backref="read_states", on_delete="CASCADE", index=False
+    )  # no index of its own: the unique index below starts with it
+    chat_key = peewee.CharField(max_length=255)
+    last_inbound_id = peewee.CharField(max_length=255, null=True)
+    last_inbound_at = peewee.BigIntegerField(null=True)
+    last_inbound_sender = peewee.CharField(max_length=255, null=True)
+    read_id = peewee.CharField(max_length=255, null=True)
 
     class Meta:
         indexes = ((("integration", "chat_key"), True),)
@@ -319,4 +359,5 @@ ALL_MODELS: list[type[peewee.Model]] = [
     ChatAlias,
     MessageMap,
     RelayCounter,
+    ChatReadState,
 ]

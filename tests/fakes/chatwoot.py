@@ -69,6 +69,13 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("GET", CONV + "/messages", "list_messages", "account"),
     ("POST", CONV + "/messages", "create_message", "account"),
     ("PATCH", CONV + "/messages/{id:int}", "update_message", "account"),
+    (
+        "POST",
+        "/public/api/v1/inboxes/{inbox_identifier}/contacts/{contact_identifier}"
+        "/conversations/{conversation_id:int}/toggle_typing",
+        "public_toggle_typing",
+        "public",
+    ),
     ("GET", BLOB, "serve_blob_redirect", "public"),
     ("GET", "/rails/active_storage/disk/{key}/{filename:path}", "serve_blob", "public"),
 ]

@@ -44,6 +44,45 @@ ID_BASES = {
 }
 
 
+def _permit_any(value: Any) -> Any:
+    """Rails' ``permit(additional_attributes: {})`` (``permit_any_in_parameters``): scalars,
+    hashes and arrays of scalars or hashes are kept; an array inside an array is dropped."""
+    if isinstance(value, dict):
+        return {str(k): _permit_any(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_permit_any(v) for v in value if not isinstance(v, list)]
+    return value
+
+
+def _channel_attributes(channel: dict[str, Any]) -> dict[str, Any]:
+    """An API channel's new ``additional_attributes``: the given object replaces the stored one
+    as a whole (``channel.update!``); ``Channel::Api#ensure_valid_agent_reply_time_window``
+    refuses a window that is set but not a positive number of hours."""
+    given = channel.get("additional_attributes")
+    attributes: dict[str, Any] = _permit_any(given) if isinstance(given, dict) else {}
+    window = attributes.get("agent_reply_time_window")
+    if window not in (None, "", False) and _ruby_to_i(window) <= 0:
+        raise record_invalid(
+            [
+                (
+                    "agent_reply_time_window",
+                    "Agent reply time window agent_reply_time_window must be greater than 0",
+                )
+            ]
+        )
+    return attributes
+
+
+def _ruby_to_i(value: Any) -> int:
+    """``value.to_i``: leading digits of a string, 0 when none."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int | float):
+        return int(value)
+    match = re.match(r"\s*([+-]?\d+)", str(value))
+    return int(match.group(1)) if match else 0
+
+
 @dataclass
 class Ctx:
     """One authenticated request, as the handlers see it."""
@@ -92,6 +131,7 @@ class ChatwootState:
         self.conversations: dict[int, dict[str, Any]] = {}
         self.messages: dict[int, dict[str, Any]] = {}
         self.blobs: dict[str, dict[str, Any]] = {}  # signed id or disk key -> attachment
+        self.typing_events: list[dict[str, Any]] = []  # what public toggle_typing did
         self._counters: dict[str, Iterator[int]] = {
             k: itertools.count(v) for k, v in ID_BASES.items()
         }
@@ -205,6 +245,8 @@ class ChatwootState:
             inbox["name"] = ctx.params["name"]
         channel = ctx.params.get("channel")
         if isinstance(channel, dict):
+            if "additional_attributes" in channel:
+                channel = {**channel, "additional_attributes": _channel_attributes(channel)}
             for key in ("webhook_url", "hmac_mandatory", "additional_attributes"):
                 if key in channel:
                     inbox[key] = channel[key]

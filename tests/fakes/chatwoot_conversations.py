@@ -122,6 +122,57 @@ class ConversationEndpoints(ChatwootState):
             },
         }
 
+    # ---- public API (Public::Api::V1::Inboxes::ConversationsController) ----
+    def public_toggle_typing(self, ctx: Ctx) -> Reply:
+        """``POST /public/api/v1/inboxes/{inbox_identifier}/contacts/{source_id}/
+        conversations/{display_id}/toggle_typing``: no token; each unknown identifier is a 404
+        (``find_by!``). ``typing_status`` on/off dispatches ``conversation_typing_on``/``_off``
+        with ``user: @conversation.contact`` (recorded in ``typing_events``), anything else does
+        nothing; ``head :ok`` either way."""
+        inbox = next(
+            (
+                i
+                for i in self.inboxes.values()
+                if i["channel_type"] == "Channel::Api"
+                and i["inbox_identifier"] == ctx.path["inbox_identifier"]
+            ),
+            None,
+        )
+        if inbox is None:
+            raise not_found()
+        contact_inbox = next(
+            (
+                c
+                for c in self.contact_inboxes
+                if c["inbox_id"] == inbox["id"] and c["source_id"] == ctx.path["contact_identifier"]
+            ),
+            None,
+        )
+        if contact_inbox is None:
+            raise not_found()
+        conv = next(
+            (
+                c
+                for c in self.conversations.values()
+                if c["contact_inbox_id"] == contact_inbox["id"]
+                and c["display_id"] == ctx.path["conversation_id"]
+            ),
+            None,
+        )
+        if conv is None:
+            raise not_found()
+        status = ctx.params.get("typing_status", ctx.query.get("typing_status"))
+        if status in ("on", "off"):
+            self.typing_events.append(
+                {
+                    "event": f"conversation_typing_{status}",
+                    "account_id": conv["account_id"],
+                    "conversation_id": conv["display_id"],
+                    "user": {"type": "contact", "id": conv["contact_id"]},
+                }
+            )
+        return 200, None
+
     # ---- messages ----
     def list_messages(self, ctx: Ctx) -> Reply:
         conv = self._conversation(ctx)
@@ -189,6 +240,12 @@ class ConversationEndpoints(ChatwootState):
             "sender_id": conv["contact_id"] if incoming else ctx.user["id"],
             "created_at": int(time.time()),
             "attachments": [],
+            # Messages::MessageBuilder#template_params: an agent's WhatsApp template
+            "additional_attributes": (
+                {"template_params": p["template_params"]}
+                if isinstance(p.get("template_params"), dict) and p["template_params"]
+                else {}
+            ),
         }
         for upload in uploads:
             message["attachments"].append(self._store_attachment(upload))
@@ -228,5 +285,8 @@ class ConversationEndpoints(ChatwootState):
             error = ctx.params.get("external_error") if status == "failed" else None
             message["status"] = status
             message["external_error"] = error
-            message["content_attributes"]["external_error"] = error
+            # Rails' store accessor writes a value only when it differs: a message that never
+            # failed has no external_error key, one that failed keeps it (null after a change)
+            if error != message["content_attributes"].get("external_error"):
+                message["content_attributes"]["external_error"] = error
         return 200, self._render_message(message, ctx.base_url)

@@ -3,7 +3,9 @@
 The fake serves Chatwoot's API but does not call webhooks itself; a test creates the agent's
 message through the API (:func:`agent_reply`), builds the body Chatwoot would send for it
 (:func:`message_created_body`, :func:`status_changed_body`, :func:`typing_body`), and posts it to
-the bridge with :func:`signed_request`'s raw bytes and headers.
+the bridge with :func:`signed_request`'s raw bytes and headers. An agent's Retry and delete change
+the fake's message as Chatwoot does and give the ``message_updated`` bodies Chatwoot posts
+(:func:`retry_message`, :func:`delete_message`).
 
 Shapes follow Chatwoot's source (chatwoot/chatwoot) and the example
 ``tests/data/chatwoot/webhook-message-created.example.json``:
@@ -63,7 +65,7 @@ def message_created_body(
         inbox = fake.inboxes.get(message["inbox_id"])
         body: dict[str, Any] = {
             "account": {"id": account["id"], "name": account["name"]},
-            "additional_attributes": {},
+            "additional_attributes": copy.deepcopy(message.get("additional_attributes") or {}),
             "content_attributes": _content_attributes(fake, message),
             "content_type": message["content_type"],
             "content": message["content"],
@@ -137,6 +139,50 @@ def typing_body(
         }
 
 
+def message_updated_body(fake: FakeChatwoot, message_id: int) -> dict[str, Any]:
+    """``message_updated`` for a message as ``fake`` holds it now (e.g. after our own tick)."""
+    return message_created_body(fake, message_id, event="message_updated")
+
+
+# ---- an agent's Retry and delete (messages_controller.rb #retry and #destroy) ----
+DELETED_CONTENT = "This message was deleted"  # I18n conversations.messages.deleted
+
+
+def retry_message(fake: FakeChatwoot, message_id: int) -> list[dict[str, Any]]:
+    """An agent presses Retry on a message: what Chatwoot does and the ``message_updated``
+    bodies it posts, one per update (an empty list when the message is not failed).
+
+    ``claim_message_retry``: only a failed message; ``Messages::StatusUpdateService(message,
+    "sent")`` sets the status and writes ``external_error`` nil (the key stays, null), then
+    ``content_attributes.except("external_error")`` drops it (API inboxes keep ``source_id``).
+    Each committed update posts its own webhook (``after_update_commit``)."""
+    with fake._lock:
+        message = fake.messages[message_id]
+        if message["status"] != "failed":
+            return []
+        message["status"] = "sent"
+        message["external_error"] = None
+        if message["content_attributes"].get("external_error") is not None:
+            message["content_attributes"]["external_error"] = None
+        first = message_created_body(fake, message_id, event="message_updated")
+        if "external_error" not in message["content_attributes"]:
+            return [first]
+        del message["content_attributes"]["external_error"]
+        return [first, message_created_body(fake, message_id, event="message_updated")]
+
+
+def delete_message(fake: FakeChatwoot, message_id: int) -> dict[str, Any]:
+    """An agent deletes a message: Chatwoot replaces its content, marks it ``deleted`` (the
+    other content attributes go), drops its attachments, and posts ``message_updated``."""
+    with fake._lock:
+        message = fake.messages[message_id]
+        message["content"] = DELETED_CONTENT
+        message["content_type"] = "text"
+        message["content_attributes"] = {"deleted": True}
+        message["attachments"] = []
+        return message_created_body(fake, message_id, event="message_updated")
+
+
 # ---- encoding and signing ----
 def encode_body(body: Any) -> bytes:
     """The bytes Rails' ``to_json`` would send for ``body``."""
@@ -190,9 +236,11 @@ def agent_reply(
     in_reply_to: int | None = None,
     *,
     private: bool = False,
+    template_params: dict[str, Any] | None = None,
 ) -> int:
     """Post an agent's message (``POST .../messages``, multipart when there are files) as the
-    user owning ``token``; return the new message id."""
+    user owning ``token``; return the new message id. ``template_params``: a WhatsApp template
+    picked in Chatwoot's picker (``{name, category, language, processed_params}``)."""
     url = (
         f"{fake.base_url}/api/v1/accounts/{account_id}"
         f"/conversations/{conversation_display_id}/messages"
@@ -213,6 +261,8 @@ def agent_reply(
         payload["private"] = private
         if attributes:
             payload["content_attributes"] = attributes
+        if template_params is not None:
+            payload["template_params"] = template_params
         response = httpx.post(url, json=payload, headers=headers, timeout=10)
     if response.status_code != 200:
         raise AssertionError(f"fake Chatwoot refused the reply: {response.status_code}")

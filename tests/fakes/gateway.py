@@ -6,7 +6,8 @@
                    json={"number": "5511999998888", "message": "oi"})
         assert gw.sent[0].body["message"] == "oi"
 
-It serves the three send endpoints the bridge uses (text, media, reaction), checks the
+It serves the three send endpoints the bridge uses (text, media, reaction) and the chat
+endpoints for presence and read receipts (``presences``, ``reads``), checks the
 ``token`` header and the body shape as RyzeAPI documents them, and answers with RyzeAPI's
 envelopes (``tests/fakes/RYZEAPI_NOTES.md``). It also serves inbound media bytes from
 ``/media/<id>`` (:meth:`FakeGateway.add_media`). A sent media is downloaded from its
@@ -40,6 +41,7 @@ __all__ = ["REDACTED", "FakeGateway", "RecordedCall", "SentMessage", "webhook_bo
 
 SECRET_HEADERS = ("token", "authorization", "cookie")
 MEDIA_TYPES = ("image", "video", "document", "audio")
+PRESENCE_STATES = ("typing", "recording", "pause", "paused")
 MISSING_TOKEN = "Missing token in header, Authorization header, or query parameter"
 _NUMBER = re.compile(
     r"^(\d{8,15}(@s\.whatsapp\.net)?|\d+@(lid|newsletter)|[\d-]+@g\.us|status@broadcast)$"
@@ -65,6 +67,15 @@ class SentMessage:
     message_id: str
     body: dict[str, Any]
     media_bytes: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """An accepted presence or read-receipt call: the instance, the chat and the body."""
+
+    instance: str
+    number: str
+    body: dict[str, Any]
 
 
 class GatewayError(Exception):
@@ -98,9 +109,12 @@ class FakeGateway(FakeServer):
         super().__init__(port)
         self.fetch_media = fetch_media
         self.sent: list[SentMessage] = []
+        self.revoked: list[str] = []  # message ids deleted for everyone (DELETE /api/chat/delete)
         self._tokens: dict[str, str] = {}  # token -> instance
         self._disconnected: set[str] = set()
         self._media: dict[str, tuple[bytes, str]] = {}
+        self.presences: list[ChatCall] = []  # accepted POST /api/chat/presence
+        self.reads: list[ChatCall] = []  # accepted POST /api/chat/markRead
         sends = {
             "text": self._send_text,
             "media": self._send_media,
@@ -115,6 +129,21 @@ class FakeGateway(FakeServer):
                         methods=["POST"],
                     )
                     for kind, handler in sends.items()
+                ),
+                Route(
+                    "/api/chat/presence/{instance}",
+                    self._endpoint(self._presence),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/api/chat/markRead/{instance}",
+                    self._endpoint(self._mark_read),
+                    methods=["POST"],
+                ),
+                Route(
+                    "/api/chat/delete/{instance}",
+                    self._endpoint(self._delete_message),
+                    methods=["DELETE"],
                 ),
                 Route(
                     "/media/{media_id}",
@@ -166,8 +195,11 @@ class FakeGateway(FakeServer):
             self._tokens.clear()
             self._disconnected.clear()
             self._media.clear()
+            self.presences.clear()
+            self.reads.clear()
             self.calls.clear()
             self.sent.clear()
+            self.revoked.clear()
             self.clear_faults()
 
     # ---- request pipeline ----
@@ -365,6 +397,74 @@ class FakeGateway(FakeServer):
         }
         message = "Reaction removed successfully" if removed else "Reaction sent successfully"
         return self._accept(request, "reaction", number, body, data, message)
+
+    # ---- chat endpoints: presence and read receipts (docs.ryzeapi.cloud chat/presence, mark-read)
+    def _chat_number(self, body: dict[str, Any]) -> str:
+        number = body.get("number")
+        if not isinstance(number, str) or not number.strip():
+            raise GatewayError(400, "Number is required")
+        return self._number(body)
+
+    async def _presence(self, request: Request, body: dict[str, Any]) -> Response:
+        """``{"number", "state": typing|recording|pause|paused, "duration"?}``."""
+        number = self._chat_number(body)
+        state = body.get("state")
+        if not isinstance(state, str) or not state.strip():
+            raise GatewayError(400, "State is required. Use 'typing', 'recording', or 'pause'")
+        if state.strip().lower() not in PRESENCE_STATES:
+            raise GatewayError(400, "Invalid state. Use 'typing', 'recording', or 'pause'")
+        duration = body.get("duration")
+        if duration is not None and (not isinstance(duration, int) or isinstance(duration, bool)):
+            raise GatewayError(400, "Invalid request body")
+        with self._lock:
+            self.presences.append(ChatCall(request.path_params["instance"], number, dict(body)))
+        return JSONResponse(
+            {"success": True, "message": "Presence sent successfully", "chat_jid": _jid(number)}
+        )
+
+    async def _mark_read(self, request: Request, body: dict[str, Any]) -> Response:
+        """``{"messageId", "number", "sender"?}``; ``sender`` is required in groups."""
+        message_id = _require(body, "messageId")
+        number = self._chat_number(body)
+        if number.endswith("@g.us") and not body.get("sender"):
+            raise GatewayError(400, "sender is required for group messages")
+        with self._lock:
+            self.reads.append(ChatCall(request.path_params["instance"], number, dict(body)))
+        return JSONResponse(
+            {
+                "success": True,
+                "message": "Message marked as read successfully",
+                "message_id": message_id,
+                "chat_jid": _jid(number),
+            }
+        )
+
+    # ---- deleting a sent message (docs.ryzeapi.cloud chat/delete-message) ----
+    async def _delete_message(self, request: Request, body: dict[str, Any]) -> Response:
+        """``{"messageId", "deleteForEveryone"?}``: only a message the gateway knows (here: one
+        it sent); for everyone it is revoked (recorded in ``revoked``)."""
+        message_id = body.get("messageId")
+        if not isinstance(message_id, str) or not message_id.strip():
+            raise GatewayError(400, "MessageID is required")
+        for_everyone = body.get("deleteForEveryone", False)
+        if not isinstance(for_everyone, bool):
+            raise GatewayError(400, "Invalid request body")
+        instance = request.path_params["instance"]
+        with self._lock:
+            if not any(m.message_id == message_id and m.instance == instance for m in self.sent):
+                raise GatewayError(404, "message not found")
+            if for_everyone:
+                self.revoked.append(message_id)
+        return JSONResponse(
+            {
+                "success": True,
+                "message": "Message deleted for everyone" if for_everyone else "Message deleted",
+                "data": {
+                    "messageId": message_id,
+                    "delete_type": "revoke" if for_everyone else "delete_for_me",
+                },
+            }
+        )
 
     async def _serve_media(self, request: Request, _payload: Any) -> Response:
         with self._lock:

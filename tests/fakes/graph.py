@@ -14,10 +14,18 @@ like lookaside.fbsbx.com), which needs the same bearer token. Errors use Graph's
 ``{"error": {"message", "type", "code", "error_subcode"?, "error_data"?, "fbtrace_id"}}`` and
 Meta's HTTP statuses: an unknown or foreign object id is ``400`` code 100 subcode 33 (Graph
 never says 404 for it), a bad token ``401`` code 190, an expired or forged download URL ``404``.
+``GET /{waba-id}/message_templates`` lists a business account's templates (seeded with
+``add_business_account``) a page at a time, as Graph pages an edge: ``limit`` (default 25,
+capped by ``max_template_page_size``), ``after`` cursors, and ``paging.next``, the absolute URL
+of the next page (absent on the last one). A template message sent from a number of a seeded
+business account must name one of its APPROVED templates (else ``132001``).
+``limit_throughput(number, n)`` enforces Meta's per-number throughput: a message call that
+would be the n+1st in any one-second window is refused with ``130429`` (HTTP 400), as Meta does.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
@@ -62,6 +70,7 @@ KNOWN_ERRORS: dict[int, tuple[int, str]] = {
     190: (401, "Invalid OAuth access token - Cannot parse access token"),
     2500: (400, "Unknown path components"),
     130429: (400, "(#130429) Rate limit hit"),
+    132001: (400, "(#132001) Template name does not exist in the translation"),
     131000: (500, "(#131000) Something went wrong"),
     131026: (400, "(#131026) Message undeliverable"),
     131047: (400, "(#131047) Re-engagement message"),
@@ -181,6 +190,32 @@ class SentMessage:
 
 
 @dataclass
+class BusinessAccount:
+    waba_id: str
+    access_token: str
+    templates: list[dict[str, Any]]
+    phone_numbers: tuple[str, ...] = ()
+
+
+def _cursor(offset: int) -> str:
+    """Graph's cursors are opaque base64 strings; these encode the position."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _cursor_offset(after: str | None) -> int:
+    """Where the page after the cursor ``after`` starts (0 without one)."""
+    if not after:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(after.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise GraphError(400, graph_error(100, "(#100) Invalid cursor")) from None
+    if not text.startswith("offset:") or not text[7:].isdigit():
+        raise GraphError(400, graph_error(100, "(#100) Invalid cursor"))
+    return int(text[7:]) + 1
+
+
+@dataclass
 class _Request:
     path: dict[str, str]
     query: dict[str, str]
@@ -214,6 +249,11 @@ class FakeGraph(FakeServer):
             Route(f"/{v}/{{object_id}}/media", self._endpoint(self.upload_media), methods=["POST"]),
             Route(
                 f"/{v}/{{object_id}}/messages", self._endpoint(self.send_message), methods=["POST"]
+            ),
+            Route(
+                f"/{v}/{{object_id}}/message_templates",
+                self._endpoint(self.list_templates),
+                methods=["GET"],
             ),
             Route(DOWNLOAD_PATH, self._endpoint(self.download), methods=["GET"]),
             Route("/{rest:path}", self._endpoint(self.unknown_path), methods=ALL_METHODS),
@@ -253,10 +293,29 @@ class FakeGraph(FakeServer):
             self._delays: list[_Rule] = []
             self._recipient_faults: list[_Rule] = []
             self._url_key = os.urandom(16)
+            self.business_accounts: dict[str, BusinessAccount] = {}
+            self.max_template_page_size = 25
+            self._throughput: dict[str, int] = {}  # phone number id -> messages per second
+            self.message_times: dict[str, list[float]] = {}  # accepted calls, monotonic time
+            self.throttled: list[tuple[str, float]] = []  # (number, time) answered 130429
 
     def add_phone_number(self, phone_number_id: str, access_token: str) -> None:
         with self._lock:
             self.phone_numbers[phone_number_id] = access_token
+
+    def add_business_account(
+        self,
+        waba_id: str,
+        access_token: str,
+        templates: list[dict[str, Any]],
+        phone_number_ids: tuple[str, ...] = (),
+    ) -> None:
+        """A WhatsApp Business Account whose ``templates`` (Meta's shape) ``access_token`` may
+        list; ``phone_number_ids`` are its numbers, whose template sends are checked."""
+        with self._lock:
+            self.business_accounts[waba_id] = BusinessAccount(
+                waba_id, access_token, copy.deepcopy(templates), tuple(phone_number_ids)
+            )
 
     def add_media(self, data: bytes, mime_type: str, phone_number_id: str | None = None) -> str:
         """Store media (as an inbound message would); return its id."""
@@ -285,6 +344,26 @@ class FakeGraph(FakeServer):
         with self._lock:
             super().clear_faults()
             self._recipient_faults.clear()
+
+    def limit_throughput(self, phone_number_id: str, messages_per_second: int) -> None:
+        """Enforce Meta's throughput on the number: a ``POST /{id}/messages`` (any message,
+        read receipts included, as Meta counts them) that would make more than
+        ``messages_per_second`` accepted calls in any one-second window (sliding, by the time
+        the fake handles it) is refused with 130429 and recorded in :attr:`throttled`."""
+        with self._lock:
+            self._throughput[phone_number_id] = messages_per_second
+
+    def _over_throughput(self, phone_number_id: str) -> bool:
+        """Record one message call now; True when it is over the number's limit (not counted)."""
+        now = time.monotonic()
+        times = self.message_times.setdefault(phone_number_id, [])
+        limit = self._throughput.get(phone_number_id)
+        if limit is not None:
+            recent = sum(1 for t in reversed(times[-limit:]) if now - t < 1.0)
+            if recent >= limit:
+                return True
+        times.append(now)
+        return False
 
     # ---- request pipeline ----
     def _endpoint(self, handler: Callable[[_Request], Response]) -> Callable[[Request], Any]:
@@ -418,6 +497,9 @@ class FakeGraph(FakeServer):
     def send_message(self, ctx: _Request) -> Response:
         phone_number_id = ctx.path["object_id"]
         self._authorize(ctx, phone_number_id)
+        if self._over_throughput(phone_number_id):
+            self.throttled.append((phone_number_id, time.monotonic()))
+            raise GraphError(400, graph_error(130429))
         body: Any = None
         try:
             body = json.loads(ctx.body) if "json" in ctx.content_type else None
@@ -430,6 +512,8 @@ class FakeGraph(FakeServer):
         if body.get("status") == "read":
             self.read_receipts.append(copy.deepcopy(body))
             return JSONResponse({"success": True})
+        if body.get("type") == "template":
+            self._check_template(phone_number_id, body["template"])
         # Meta: ``to`` wins when both are given; a BSUID in ``to`` is accepted and dropped
         to = str(body["to"] if "to" in body else body["recipient"])
         fault = take_rule(self._recipient_faults, "POST", _digits(to) or to)
@@ -457,6 +541,49 @@ class FakeGraph(FakeServer):
     def delivered(self) -> list[SentMessage]:
         """The sent messages that would reach someone (not silently dropped)."""
         return [s for s in self.sent if not s.dropped]
+
+    def list_templates(self, ctx: _Request) -> Response:
+        """``GET /{waba-id}/message_templates``: one page of the account's templates."""
+        waba_id = ctx.path["object_id"]
+        self._authorize_any(ctx)
+        account = self.business_accounts.get(waba_id)
+        if account is None or account.access_token != ctx.token:
+            raise no_such_object(waba_id)
+        limit = int(ctx.query["limit"]) if ctx.query.get("limit", "").isdigit() else 25
+        size = max(1, min(limit, self.max_template_page_size))
+        start = _cursor_offset(ctx.query.get("after"))
+        page = account.templates[start : start + size]
+        body: dict[str, Any] = {"data": copy.deepcopy(page)}
+        if page:
+            body["paging"] = {
+                "cursors": {"before": _cursor(start), "after": _cursor(start + len(page) - 1)}
+            }
+        if start + size < len(account.templates):
+            query = urlencode({"limit": size, "after": _cursor(start + size - 1)})
+            body["paging"]["next"] = f"{self.base_url}/{waba_id}/message_templates?{query}"
+        return JSONResponse(body)
+
+    def _authorize_any(self, ctx: _Request) -> None:
+        """401 for a missing or unknown token (a number's or a business account's)."""
+        known = {a.access_token for a in self.business_accounts.values()}
+        if ctx.token not in known and ctx.token not in self.phone_numbers.values():
+            raise GraphError(401, graph_error(190))
+
+    def _check_template(self, phone_number_id: str, template: dict[str, Any]) -> None:
+        """132001 when the number's business account has no such APPROVED template."""
+        account = next(
+            (a for a in self.business_accounts.values() if phone_number_id in a.phone_numbers),
+            None,
+        )
+        if account is None:
+            return
+        name, code = template.get("name"), (template.get("language") or {}).get("code")
+        if not any(
+            t.get("name") == name and t.get("language") == code and t.get("status") == "APPROVED"
+            for t in account.templates
+        ):
+            details = f"template name ({name}) does not exist in {code}"
+            raise GraphError(400, graph_error(132001, details=details))
 
     def unknown_path(self, ctx: _Request) -> Response:
         raise GraphError(400, graph_error(2500, f"Unknown path components: /{ctx.path['rest']}"))

@@ -17,8 +17,10 @@ import pytest
 
 from app.relay.outbound.chatwoot_webhook import (
     AgentReply,
+    AgentTyping,
     ConversationStatusChanged,
     Ignored,
+    RetryRequested,
     parse_chatwoot_webhook,
 )
 from tests.fakes.chatwoot import FakeChatwoot
@@ -259,11 +261,15 @@ def test_private_note_is_not_the_pushed_message_and_is_ignored(chat: Chat) -> No
     assert "private" in event.reason
 
 
-def test_message_updated_body_is_ignored(chat: Chat) -> None:
+def test_message_updated_body_of_a_reply_without_failure_is_a_possible_retry(chat: Chat) -> None:
+    """Not sent by itself: only a reply whose send failed is sent again (the database decides,
+    tests/relay/outbound/test_retry_button.py); a failure tick or a note stays ignored."""
     message_id = agent_reply(chat.fake, chat.account_id, chat.token, chat.conversation_id, "x")
     body = message_created_body(chat.fake, message_id, event="message_updated")
     assert body["event"] == "message_updated"
-    assert isinstance(parse_chatwoot_webhook(body), Ignored)
+    event = parse_chatwoot_webhook(body)
+    assert isinstance(event, RetryRequested)
+    assert (event.chatwoot_message_id, event.explicit) == (message_id, False)
 
 
 # ---- conversation events ----
@@ -312,13 +318,16 @@ def test_display_id_shared_by_two_accounts_needs_account_id(chat: Chat) -> None:
     assert body["contact_inbox"]["source_id"] == "4930111"
 
 
-def test_typing_body_is_ignored(chat: Chat) -> None:
+def test_typing_body_reports_the_agents_typing(chat: Chat) -> None:
     on = typing_body(chat.fake, chat.conversation_id, chat.user_id)
     off = typing_body(chat.fake, chat.conversation_id, chat.user_id, on=False)
+    private = typing_body(chat.fake, chat.conversation_id, chat.user_id, is_private=True)
     assert (on["event"], off["event"]) == ("conversation_typing_on", "conversation_typing_off")
     assert on["user"]["name"] == "Jane Agent"
-    assert isinstance(parse_chatwoot_webhook(on), Ignored)
-    assert isinstance(parse_chatwoot_webhook(off), Ignored)
+    source_id = on["conversation"]["contact_inbox"]["source_id"]
+    assert parse_chatwoot_webhook(on) == AgentTyping(chat.conversation_id, source_id, on=True)
+    assert parse_chatwoot_webhook(off) == AgentTyping(chat.conversation_id, source_id, on=False)
+    assert isinstance(parse_chatwoot_webhook(private), Ignored)
 
 
 # ---- encoding and signing ----

@@ -127,6 +127,7 @@ def open_chats(
             "chatwootBaseUrl": chatwoot.base_url,
             "chatwootAccountId": account_id,
             "chatwootApiToken": admin,
+            "chatwootMarkRead": False,  # only replies go to /messages here (in_flight_customers)
         },
     )
     assert created.status_code == 201, created.text

@@ -24,6 +24,9 @@ denied; 100 with subcode 33 (the phone number id does not
 exist for this token)
 131056 pair rate limit                                      :class:`SendRetryLater`,
                                                             ``per_recipient=True``
+131049 per-user marketing limit ("healthy ecosystem         :class:`SendRetryLater`,
+engagement")                                                ``per_recipient=True``,
+                                                            ``retry_after`` 24 h
 1 API unknown; 2 API service; 4 too many calls; 80007 WABA  :class:`SendRetryLater`
 rate limit; 130429 throughput; 131000 something went wrong;
 131016 service unavailable; 131048 spam rate limit; 131057
@@ -40,8 +43,24 @@ On-Premises code for the same, 131030 recipient not in the   number not register
 allowed list, 131051 unsupported type, 131052/131053 media
 download/upload error, 133010 number not registered, 368
 policy block, 131031 account locked, 131042 payment,
-130497 country restricted, 131049/131050 marketing limits
+130497 country restricted, 131050 marketing opt-out,
+131062 not allowed to a BSUID, 132000 template parameter
+count, 132001 template missing, 132015/132016 template
+paused/disabled
 ==========================================================  ====================================
+
+131049 is Meta's per-user marketing template limit: the customer got enough marketing from
+businesses for now. Meta's advice is to wait at least 24 hours before sending again (quoted
+at dualhook.com/docs/whatsapp-error-131049 and blog.campaignhq.co/whatsapp-healthy-ecosystem-
+error-131049; help.chakrahq.com suggests 12 h, 24 h, 48 h), so it waits a day, not seconds.
+
+Pacing (:mod:`app.integrations.whatsapp.pacing`): every ``POST /{phone-number-id}/messages``
+made through :meth:`CloudSender._post` (texts, media messages, templates) takes a slot of the
+number's pacer first, each in-call attempt its own; a
+:class:`~app.integrations.whatsapp.pacing.PacingBusy` is never retried in the call. A 130429
+answer also holds the number's pacer for a second, for every process. Code that posts to the
+messages endpoint by other means (read receipts, typing) takes its slot from the same pacer
+(``app.relay.clients.cloud_pacer(instance).acquire()``).
 
 Sources: Meta's v23.0 OpenAPI description (``ErrorObject``: ``message``,
 ``type``, ``code``, ``error_subcode``, ``is_transient``, ``error_user_title``; request schemas;
@@ -75,7 +94,9 @@ from app.integrations.errors import (
     response_detail,
 )
 from app.integrations.http import transient_retry
+from app.integrations.whatsapp.cloud_template import OutgoingTemplate, template_object
 from app.integrations.whatsapp.identifiers import is_bsuid
+from app.integrations.whatsapp.pacing import Pacer, PacingBusy
 from app.integrations.whatsapp.send import (
     OutgoingMedia,
     SendAuthFailure,
@@ -93,6 +114,7 @@ from app.integrations.whatsapp.send import (
 __all__ = [
     "ACCOUNT_LEVEL_CODES",
     "AUTH_CODES",
+    "MARKETING_LIMIT",
     "RETRY_LATER_CODES",
     "CloudSender",
     "classify_graph_error",
@@ -101,6 +123,10 @@ __all__ = [
 AUTH_CODES = frozenset({0, 3, 10, 190, 131005})
 RETRY_LATER_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131048, 131057})
 PAIR_RATE_LIMIT = 131056
+THROUGHPUT_LIMIT = 130429
+THROUGHPUT_HOLD_SECONDS = 1.0
+MARKETING_LIMIT = 131049
+MARKETING_LIMIT_RETRY_SECONDS = 24 * 3600.0
 ACCOUNT_LEVEL_CODES = frozenset({368, 131031, 131042, 131045, 133010})
 CAPTIONED = frozenset({"image", "video", "document"})
 _URL = re.compile(r"(?i)\bhttps?://\S")
@@ -163,6 +189,9 @@ def _classify_envelope(
         return SendAuthFailure(text, code=code)
     if code == PAIR_RATE_LIMIT:
         return SendRetryLater(text, retry_after=retry_after, per_recipient=True, code=code)
+    if code == MARKETING_LIMIT:
+        wait = max(retry_after or 0.0, MARKETING_LIMIT_RETRY_SECONDS)
+        return SendRetryLater(text, retry_after=wait, per_recipient=True, code=code)
     if (
         code in RETRY_LATER_CODES
         or status == 429
@@ -191,7 +220,10 @@ def classify_graph_error(resp: httpx.Response, secrets: tuple[str, ...] = ()) ->
 
 
 def _retry_send(exc: BaseException) -> bool:
-    """In-call retry of a send: only when it surely did not reach WhatsApp."""
+    """In-call retry of a send: only when it surely did not reach WhatsApp (never when the
+    pacer has no slot soon: the caller comes back later)."""
+    if isinstance(exc, PacingBusy):
+        return False
     if isinstance(exc, SendRetryLater):
         return not exc.per_recipient
     return is_safe_to_resend(exc)
@@ -220,9 +252,11 @@ class CloudSender:
         retry_attempts: int = 3,
         retry_max_wait: float = 2.0,
         timeout: float | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         """``api_base_url`` is Graph with its version (``https://graph.facebook.com/v23.0``);
-        ``timeout`` (seconds) bounds reading one answer, ``None`` keeps the client's own."""
+        ``timeout`` (seconds) bounds reading one answer, ``None`` keeps the client's own;
+        ``pacer``: the number's send pacer (every message call takes a slot), None: unpaced."""
         if not _SAFE_ID.match(phone_number_id) or phone_number_id in (".", ".."):
             raise ValueError("invalid phone number id")
         self.api_base_url = api_base_url.rstrip("/")
@@ -232,6 +266,7 @@ class CloudSender:
         self._retry_attempts = retry_attempts
         self._retry_max_wait = retry_max_wait
         self._timeout = read_timeout(http, timeout)
+        self._pacer = pacer
 
     def __repr__(self) -> str:
         return (
@@ -245,6 +280,14 @@ class CloudSender:
         """Send a text; ``preview_url`` is on when it contains a URL."""
         body = self._envelope(to, "text", reply_to)
         body["text"] = {"body": text, "preview_url": bool(_URL.search(text))}
+        return self._send(body)
+
+    def send_template(
+        self, to: str, template: OutgoingTemplate, reply_to: str | None = None
+    ) -> SendResult:
+        """Send a message template (its ``template`` object: ``cloud_template``)."""
+        body = self._envelope(to, "template", reply_to)
+        body["template"] = template_object(template)
         return self._send(body)
 
     def send_media(
@@ -319,9 +362,18 @@ class CloudSender:
         raise outcome
 
     def _post(self, path: str, options: dict[str, Any]) -> httpx.Response:
+        """One POST. A message call (``path == "messages"``: a text, media or template send)
+        takes a slot of the number's pacer first, or raises
+        :class:`~app.integrations.whatsapp.pacing.PacingBusy`; a 130429 holds the pacer."""
+        pacer = self._pacer if path == "messages" else None
+        if pacer is not None:
+            pacer.acquire()
         url = f"{self.api_base_url}/{self.phone_number_id}/{path}"
         headers = {"Authorization": f"Bearer {self.__token}", "Accept": "application/json"}
-        return post_once(self._http, url, headers, self._timeout, **options)
+        resp = post_once(self._http, url, headers, self._timeout, **options)
+        if pacer is not None and not resp.is_success and _is_throughput_limit(resp):
+            pacer.hold(THROUGHPUT_HOLD_SECONDS)
+        return resp
 
     def _send_once(self, options: dict[str, Any]) -> SendResult:
         resp = self._post("messages", options)
@@ -356,3 +408,9 @@ def _json_or_none(resp: httpx.Response) -> Any:
         return resp.json()
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _is_throughput_limit(resp: httpx.Response) -> bool:
+    """Meta's 130429: the number's messages per second are spent (inbound ones count too)."""
+    error = _graph_error(resp)
+    return error is not None and _as_int(error.get("code")) == THROUGHPUT_LIMIT

@@ -8,6 +8,9 @@
   once instead. The gateway has no sticker type: a sticker goes as an image (its WebP shows as
   a picture). Audio goes as a plain audio file (``isVoice: false``): the gateway defaults to a
   voice note, which needs OGG/Opus.
+- Revoke (delete for everyone): ``DELETE {base}/api/chat/delete/{instance}`` ``{"messageId",
+  "deleteForEveryone": true}`` (docs.ryzeapi.cloud/en/api/chat/delete-message; 404 ``message
+  not found`` when the gateway does not know the id).
 - Header ``token: <instance token>``; the new message id is ``data.messageId`` (fallbacks:
   top-level ``messageId`` / ``id``, ``data.id``).
 
@@ -40,6 +43,7 @@ import httpx
 
 from app.integrations.errors import (
     RemoteError,
+    error_from_transport,
     is_safe_to_resend,
     parse_retry_after,
     response_detail,
@@ -164,6 +168,46 @@ class GatewaySender:
             if exc.code != 400 or not media.data:
                 raise
         return self._send("media", {**body, **inline})
+
+    def revoke_message(self, message_id: str) -> None:
+        """Delete a message the instance sent for everyone (``DELETE {base}/api/chat/delete/
+        {instance}`` ``{"messageId", "deleteForEveryone": true}``; WhatsApp replaces it with
+        "This message was deleted"). Raises like a send; a 404 naming the message (the gateway
+        does not know it) is a :class:`SendFailure`. Repeating a revoke is harmless."""
+        retrying = transient_retry(self._retry_attempts, self._retry_max_wait, retry_if=_retry_send)
+        outcome: Exception | None = None
+        try:
+            retrying(self._revoke_once, message_id)
+            return
+        except RemoteError as exc:
+            outcome = outcome_of_transport_error(exc)
+        raise outcome
+
+    def _revoke_once(self, message_id: str) -> None:
+        url = f"{self.base_url}/api/chat/delete/{quote(self.instance, safe='')}"
+        headers = {"token": self.__token, "Accept": "application/json"}
+        body = {"messageId": message_id, "deleteForEveryone": True}
+        options: dict[str, Any] = {"json": body}
+        if self._timeout is not None:
+            options["timeout"] = self._timeout
+        failure: RemoteError | None = None
+        try:
+            resp = self._http.request("DELETE", url, headers=headers, **options)
+        except httpx.HTTPError as exc:
+            failure = error_from_transport(exc)
+        if failure is not None:
+            raise failure
+        detail = response_detail(resp, (self.__token,))
+        if resp.status_code == 404 and "message" in detail.lower():
+            raise SendFailure(detail, code=404)
+        if not resp.is_success:
+            raise classify_gateway_error(resp, (self.__token,))
+        try:
+            answer = resp.json()
+        except (ValueError, UnicodeDecodeError):
+            answer = None
+        if isinstance(answer, dict) and answer.get("success") is False:
+            raise SendFailure(detail, code=resp.status_code)
 
     # --- plumbing -------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from app.integrations.errors import (
     error_from_transport,
 )
 from app.integrations.http import read_timeout
+from app.integrations.whatsapp.hints import failure_text
 
 __all__ = [
     "MediaKind",
@@ -113,8 +114,9 @@ class SendFailure(Exception):
 
     @property
     def external_error(self) -> str:
-        """What to show in Chatwoot: ``"<code>: <title>"`` (just the title without a code)."""
-        return f"{self.code}: {self.title}" if self.code is not None else self.title
+        """What to show in Chatwoot: ``"<code>: <title>"`` (just the title without a code), or
+        what to do instead where there is something (:func:`hints.failure_text`)."""
+        return failure_text(self.code, self.title)
 
     def __str__(self) -> str:
         if self.details and self.details != self.title:

@@ -14,9 +14,11 @@ from typing import Any
 
 from app.integrations.chatwoot import ChatwootClient
 from app.integrations.errors import RemoteNotFound, RemoteUnprocessable
+from app.relay.inbound import profiles
 from app.relay.messages import InboundMessage
 from app.relay.phones import e164, is_bsuid
 from app.store.models import ChatLink, ChatwootIntegration
+from app.store.prepared import get_where
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +26,7 @@ OPEN_STATUSES = ("open", "pending", "snoozed")
 
 
 def link_for(integration: ChatwootIntegration, chat_key: str) -> ChatLink:
-    link: ChatLink | None = ChatLink.get_or_none(
-        (ChatLink.integration == integration) & (ChatLink.chat_key == chat_key)
-    )
+    link = get_where(ChatLink, integration=integration, chat_key=chat_key)
     if link is None:
         link = ChatLink.create(integration=integration, chat_key=chat_key)
     return link
@@ -201,6 +201,7 @@ def _ensure_contact(
     link.contact_id = int(created["contact"]["id"])
     link.contact_phone = fields.phone_number
     link.source_id = str((created.get("contact_inbox") or {}).get("source_id") or source_id)
+    profiles.remember_created(link, fields.name, message)  # the name is ours to follow
     link.save()
     return True
 

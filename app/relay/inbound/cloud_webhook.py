@@ -15,6 +15,7 @@ becomes an ``unsupported`` placeholder naming what arrived. Every element of a `
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.relay.inbound.cloud_content import content, quote
@@ -48,10 +49,12 @@ from app.relay.phones import canonical_phone, is_bsuid
 BUSINESS_ACCOUNT = "whatsapp_business_account"
 MESSAGES = "messages"
 ECHOES = "smb_message_echoes"
+TEMPLATE_STATUS_UPDATE = "message_template_status_update"
+_BUSINESS_ACCOUNT_ID = re.compile(r"[0-9]{1,32}")
 _NOTED_FIELDS = {
     "history": "history is not imported",
     "smb_app_state_sync": "contact book changes of the Business app are not relayed",
-    "message_template_status_update": "template reviews are not relayed",
+    TEMPLATE_STATUS_UPDATE: "the business account's templates are synced again",
 }
 _STATUSES: dict[str, StatusName] = {
     "sent": "sent",
@@ -82,11 +85,27 @@ def parse_cloud_webhook(body: Any, phone_number_id: str) -> ParsedBody:
             continue
         for c, change in enumerate(changes):
             where = f"entry[{e}].changes[{c}]"
+            _note_template_update(entry, change, parsed)
             try:
                 _parse_change(change, where, phone_number_id, parsed)
             except Unreadable as gap:
                 parsed.ignored.append(f"{gap}, ignored")
     return parsed
+
+
+def _note_template_update(entry: Any, change: Any, parsed: ParsedBody) -> None:
+    """A ``message_template_status_update`` names the business account (``entry[].id``, the
+    WABA id) whose templates changed: noted once per body, so they are synced again."""
+    if not isinstance(change, dict) or change.get("field") != TEMPLATE_STATUS_UPDATE:
+        return
+    account = entry.get("id") if isinstance(entry, dict) else None
+    if isinstance(account, int) and not isinstance(account, bool):
+        account = str(account)
+    if not isinstance(account, str) or not _BUSINESS_ACCOUNT_ID.fullmatch(account.strip()):
+        parsed.ignored.append("template status update without a usable business account id")
+        return
+    if account.strip() not in parsed.template_accounts:
+        parsed.template_accounts.append(account.strip())
 
 
 def _parse_change(change: Any, where: str, phone_number_id: str, parsed: ParsedBody) -> None:

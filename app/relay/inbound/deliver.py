@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from app.config import get_settings
 from app.integrations.chatwoot import ChatwootClient
@@ -23,9 +25,9 @@ from app.integrations.errors import (
     is_transient,
 )
 from app.integrations.files import File
-from app.relay import clients, confirmations
+from app.relay import clients, confirmations, read_receipts
 from app.relay.clients import MediaFetcher
-from app.relay.inbound import chats, failure_notes
+from app.relay.inbound import chats, failure_notes, profiles
 from app.relay.inbound.render import render_inbound
 from app.relay.lanes import drain
 from app.relay.message_map import MessageLink, advances, record_tick
@@ -47,10 +49,11 @@ class MediaUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Delivered:
-    """The event reached Chatwoot (or was found there already). ``link`` is recorded by the
-    lane in the same transaction that marks the event delivered."""
+    """The event reached Chatwoot (or was found there already). ``link`` and the ``after``
+    writes are recorded by the lane in the same transaction that marks the event delivered."""
 
     link: MessageLink | None = None
+    after: tuple[Callable[[], object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def _post_message(
         if already is not None:
             logger.info("event %s was already in Chatwoot as message %s", row.id, already)
             chats.remember_reply_address(link, message)
-            return Delivered(_link(message, already, conversation_id))
+            remember = _remember_for_receipts(context, row, message)
+            return Delivered(_link(message, already, conversation_id), remember)
     rendered = render_inbound(message)
     attachments = []
     if rendered.needs_media and message.media is not None:  # never when media_error is set
@@ -118,7 +122,18 @@ def _post_message(
         raise
     message_id = int(posted["id"])
     chats.remember_reply_address(link, message)
-    return Delivered(_link(message, message_id, conversation_id))
+    profiles.follow(context.client, link, message)  # after the post: it never costs the message
+    remember = _remember_for_receipts(context, row, message)
+    return Delivered(_link(message, message_id, conversation_id), remember)
+
+
+def _remember_for_receipts(
+    context: InboundContext, row: RelayEvent, message: InboundMessage
+) -> tuple[Callable[[], object], ...]:
+    """The chat's last customer message, recorded with the delivery (not a commit of its own
+    per message: that doubled the inbound lane's commits)."""
+    integration, chat_key = context.integration, str(row.chat_key)
+    return (partial(read_receipts.remember_inbound, integration, chat_key, message),)
 
 
 def _is_own_reply(context: InboundContext, row: RelayEvent, message: InboundMessage) -> bool:
@@ -230,7 +245,7 @@ class InboundHandler:
         if not isinstance(outcome, Delivered):
             return drain.park(row, "waiting for the message this status belongs to")
         failure_notes.note_recovery(context.client, context.integration, row)
-        return drain.delivered(outcome.link)
+        return drain.delivered(outcome.link, after=outcome.after)
 
 
 def _fail(context: InboundContext, row: RelayEvent, reason: str) -> drain.Step:

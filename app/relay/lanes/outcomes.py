@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,12 +54,16 @@ class Step:
     known yet, parked), ``held`` or ``retry`` (after seconds).
 
     A ``delivered`` step carries what the drain records with the event's status: the message
-    map rows (``links``) and the Chatwoot message to mark ``sent`` (``sent_tick``)."""
+    map rows (``links``), the Chatwoot message to mark ``sent`` (``sent_tick``) and any other
+    write that belongs with the delivery (``after``, e.g. the chat's last customer message for
+    read receipts): all of them in the flush's one transaction, never a commit of their own
+    per event, and only for events the drain still owns."""
 
     kind: Literal["delivered", "failed", "waiting", "held", "retry"]
     retry_after: float | None = None
     links: tuple[MessageLink, ...] = ()
     sent_tick: int | None = None
+    after: tuple[Callable[[], object], ...] = ()
 
 
 DELIVERED = Step("delivered")
@@ -67,9 +72,15 @@ WAITING = Step("waiting")
 HELD = Step("held")
 
 
-def delivered(link: MessageLink | None = None, sent_tick: int | None = None) -> Step:
-    """The event reached the remote side; the drain records it (and ``link``) in a batch."""
-    return Step("delivered", links=(link,) if link is not None else (), sent_tick=sent_tick)
+def delivered(
+    link: MessageLink | None = None,
+    sent_tick: int | None = None,
+    after: tuple[Callable[[], object], ...] = (),
+) -> Step:
+    """The event reached the remote side; the drain records it (``link``, ``after``) in a
+    batch."""
+    links = (link,) if link is not None else ()
+    return Step("delivered", links=links, sent_tick=sent_tick, after=after)
 
 
 @dataclass
@@ -123,6 +134,9 @@ class OutcomeBuffer:
         remember_messages(self.integration_id, links)
         ticks = [entry.step.sent_tick for entry in entries if entry.step.sent_tick is not None]
         record_sent(self.integration_id, ticks)
+        for entry in entries:
+            for write in entry.step.after:
+                write()
         bump_counters([(self.integration_id, self.direction, "relayed", len(entries))])
 
 

@@ -4,8 +4,10 @@ The inbox webhook carries every event of the inbox: the agents' replies, but als
 we posted ourselves (incoming, with our ``source_id``), private notes, activity lines, our own
 status updates (``message_updated``), typing indicators. Only an agent's public reply or template
 (:class:`AgentReply`) is sent to WhatsApp; a conversation status change
-(:class:`ConversationStatusChanged`) is reported so the relay can keep its local state; anything
-else is :class:`Ignored` with a short reason.
+(:class:`ConversationStatusChanged`) is reported so the relay can keep its local state; an
+agent's typing (:class:`AgentTyping`) so the customer can see it; a ``message_updated`` of
+an agent's reply is Chatwoot's Retry (:class:`RetryRequested`) or an agent's delete
+(:class:`MessageDeleted`); anything else is :class:`Ignored` with a short reason.
 
 Lenient at the door (DESIGN.md invariant 9): only a body that is not a JSON object or has no
 ``event`` string raises :class:`~app.relay.messages.ParseError` (the webhook's 400). Any other
@@ -50,13 +52,17 @@ from typing import Any
 
 from app.relay.messages import ParseError
 from app.relay.outbound.chatwoot_attachments import MAX_ID, OutboundAttachment, read_attachments
+from app.relay.outbound.template_params import TemplateParams, read_template_params
 
 __all__ = [
     "AgentReply",
+    "AgentTyping",
     "ChatwootEvent",
     "ConversationStatusChanged",
     "Ignored",
+    "MessageDeleted",
     "OutboundAttachment",
+    "RetryRequested",
     "parse_chatwoot_webhook",
 ]
 
@@ -64,9 +70,6 @@ MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
 SENDABLE_TYPES = frozenset({"outgoing", "template"})
 
 _IGNORED_EVENTS = {
-    "message_updated": "message_updated is not relayed (edits and our own status updates)",
-    "conversation_typing_on": "typing indicator",
-    "conversation_typing_off": "typing indicator",
     "conversation_created": "conversation_created is not relayed",
     "webwidget_triggered": "web widget event",
     "contact_created": "contact event",
@@ -93,6 +96,9 @@ class AgentReply:
     sender_name: str | None = None
     message_type: str = "outgoing"
     content_type: str | None = None
+    # the WhatsApp template the agent picked (``additional_attributes.template_params``): it is
+    # sent instead of ``content``, which holds Chatwoot's rendering of it
+    template: TemplateParams | None = None
 
     @property
     def natural_key(self) -> str:
@@ -107,6 +113,9 @@ class AgentReply:
         if data.pop("type", "agent_reply") != "agent_reply":
             raise ValueError("not an agent_reply")
         attachments = tuple(OutboundAttachment(**a) for a in data.pop("attachments"))
+        template = data.pop("template", None)
+        if template is not None:
+            data["template"] = TemplateParams.from_dict(template)
         return cls(**data, attachments=attachments)
 
 
@@ -146,7 +155,120 @@ class Ignored:
     malformed: bool = False
 
 
-ChatwootEvent = AgentReply | ConversationStatusChanged | Ignored
+@dataclass(frozen=True)
+class AgentTyping:
+    """An agent (a user or an agent bot) started (``on``) or stopped typing a public reply in
+    the conversation (display id) whose contact inbox is ``recipient``. Ephemeral: never
+    stored, handed to a typing job (:mod:`app.relay.read_receipts`)."""
+
+    conversation_id: int
+    recipient: str
+    on: bool
+
+
+# Chatwoot's typing webhook names who typed by ``user.webhook_data`` (``type``): ``user`` (an
+# agent), ``agent_bot``, or ``contact`` (the customer; also our own toggle_typing through the
+# public API, which runs as the conversation's contact: ignoring it breaks the echo loop).
+_TYPISTS = frozenset({"user", "agent_bot"})
+# ``is_private`` is the API caller's param, as Rails would cast it to false; anything else
+# (true, or unreadable) is taken for a private note's typing, which the customer must not see
+_FALSE = (None, False, "false", "0", "f", "off", "")
+
+
+# ---- message_updated: Chatwoot's Retry button and an agent's delete (app/relay/outbound/retry.py,
+# deletion.py). Chatwoot (messages_controller.rb) answers Retry on a failed message with
+# Messages::StatusUpdateService(message, "sent") (status sent, external_error written to nil)
+# and then a second update that drops external_error from content_attributes (older releases:
+# content_attributes = {}); each update posts message_updated. Delete (#destroy) sets content
+# "This message was deleted", content_attributes {deleted: true} and drops the attachments.
+# Message#webhook_data has no status: it shows only in conversation.messages when this message
+# is the conversation's last public one.
+@dataclass(frozen=True)
+class RetryRequested:
+    """A ``message_updated`` of an agent's reply that shows no failure: Chatwoot's Retry button
+    (or one of our own ``sent`` ticks, which looks the same). Only a reply whose send failed is
+    sent again (the database decides, :mod:`app.relay.outbound.retry`).
+
+    ``explicit``: the body shows a failure being cleared (``content_attributes.external_error``
+    present and null: Rails' store writes nil over an error only when there was one), which is
+    Retry's first update and never one of our ticks of a message that did not fail."""
+
+    chatwoot_message_id: int
+    conversation_id: int
+    recipient: str
+    explicit: bool = False
+
+
+@dataclass(frozen=True)
+class MessageDeleted:
+    """An agent deleted the outgoing message ``chatwoot_message_id`` in Chatwoot. Stored as an
+    event in the chat's outbound lane (``natural_key``), behind the reply it deletes."""
+
+    chatwoot_message_id: int
+    conversation_id: int
+    recipient: str
+
+    @property
+    def natural_key(self) -> str:
+        return f"cw:{self.chatwoot_message_id}:deleted"
+
+    def to_json(self) -> str:
+        return json.dumps({"type": "message_deleted", **asdict(self)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> MessageDeleted:
+        data: dict[str, Any] = json.loads(text)
+        if data.pop("type", "message_deleted") != "message_deleted":
+            raise ValueError("not a message_deleted")
+        return cls(**data)
+
+
+_SETTLED = frozenset({"failed", "delivered", "read"})  # a pushed status that is no Retry
+
+
+def _message_updated(obj: dict[str, Any]) -> RetryRequested | MessageDeleted | Ignored:
+    """An agent's reply deleted, or shown without its failure (a possible Retry); anything
+    else (customers' messages, notes, our own failure ticks, settled ticks) is ignored."""
+    message_id = _id(obj.get("id"), "id")
+    message_type = _message_type(obj.get("message_type"))
+    if message_type not in SENDABLE_TYPES:
+        return Ignored(f"message_updated of {message_type} message {message_id}")
+    if _private(obj.get("private"), message_id):
+        return Ignored(f"message_updated of private note {message_id}")
+    conversation = obj.get("conversation")
+    if not isinstance(conversation, dict):
+        raise _Unusable(f"message {message_id}: conversation is not an object")
+    conversation_id = _id(conversation.get("id"), f"message {message_id}: conversation.id")
+    attributes = _content_attributes(obj.get("content_attributes"))
+    if _flag(attributes.get("deleted")):
+        recipient = _recipient(conversation) or _missing(message_id)
+        return MessageDeleted(message_id, conversation_id, recipient)
+    if obj.get("source_id") not in (None, ""):
+        return Ignored(f"message_updated of message {message_id}, which has a source_id")
+    if attributes.get("external_error") not in (None, ""):
+        return Ignored(f"message_updated: message {message_id} failed (our own status update)")
+    pushed = _pushed_message(conversation, message_id)
+    status = pushed.get("status") if pushed is not None else None
+    if isinstance(status, str) and status in _SETTLED:
+        return Ignored(f"message_updated: message {message_id} is {status}")
+    return RetryRequested(
+        chatwoot_message_id=message_id,
+        conversation_id=conversation_id,
+        recipient=_recipient(conversation) or _missing(message_id),
+        explicit="external_error" in attributes,
+    )
+
+
+def _flag(value: Any) -> bool:
+    """A Rails boolean as JSON carries it (``true``; ``"true"``/``1`` from odd clients)."""
+    if isinstance(value, bool):
+        return value
+    return value in (1, "1", "true", "t")
+
+
+ChatwootEvent = (
+    AgentReply | ConversationStatusChanged | AgentTyping | RetryRequested | MessageDeleted | Ignored
+)
 
 
 class _Unusable(Exception):
@@ -175,6 +297,10 @@ def _dispatch(obj: dict[str, Any], event: str) -> ChatwootEvent:
         if _changes_status(obj.get("changed_attributes")):
             return _status_change(obj)
         return Ignored("conversation_updated without a status change")
+    if event in ("conversation_typing_on", "conversation_typing_off"):
+        return _typing(obj, on=event == "conversation_typing_on")
+    if event == "message_updated":
+        return _message_updated(obj)
     return Ignored(_IGNORED_EVENTS.get(event, f"event {event[:40]!r} is not relayed"))
 
 
@@ -193,7 +319,8 @@ def _message_created(obj: dict[str, Any]) -> AgentReply | Ignored:
     raw_content = obj.get("content")
     content = raw_content if isinstance(raw_content, str) else ""
     attachments = read_attachments(obj.get("attachments"), message_id)
-    if not content.strip() and not attachments:
+    template = read_template_params(obj.get("additional_attributes"))
+    if not content.strip() and not attachments and template is None:
         return Ignored(f"message {message_id} has neither content nor attachments")
     attributes = _content_attributes(obj.get("content_attributes"))
     return AgentReply(
@@ -207,6 +334,7 @@ def _message_created(obj: dict[str, Any]) -> AgentReply | Ignored:
         sender_name=_sender_name(obj.get("sender"), _pushed_message(conversation, message_id)),
         message_type=message_type,
         content_type=_opt_str(obj.get("content_type")),
+        template=template,
     )
 
 
@@ -224,6 +352,26 @@ def _status_change(obj: dict[str, Any]) -> ConversationStatusChanged:
         status=status.strip()[:40],
         recipient=_recipient(obj),
     )
+
+
+def _typing(obj: dict[str, Any], on: bool) -> AgentTyping | Ignored:
+    """``{event, user, conversation, is_private}`` (``WebhookListener#handle_typing_status``):
+    an agent's or agent bot's typing of a public reply; a contact's typing (ours included) and
+    private-note typing are ignored. An unreadable flag or sender counts as not an agent's."""
+    user = obj.get("user")
+    typist = user.get("type") if isinstance(user, dict) else None
+    if not isinstance(typist, str) or typist not in _TYPISTS:
+        return Ignored(f"typing by {_show(typist)}, not an agent")
+    if obj.get("is_private") not in _FALSE:
+        return Ignored("typing of a private note")
+    conversation = obj.get("conversation")
+    if not isinstance(conversation, dict):
+        return Ignored("typing without a conversation")
+    recipient = _recipient(conversation)
+    conversation_id = _opt_id(conversation.get("id"))
+    if recipient is None or conversation_id is None:
+        return Ignored("typing in a conversation without a contact inbox")
+    return AgentTyping(conversation_id=conversation_id, recipient=recipient, on=on)
 
 
 def _changes_status(changed: Any) -> bool:

@@ -5,10 +5,13 @@ the reply's parts; this module decides what WhatsApp's (and Chatwoot's) answers 
 * permanent for the message (24-hour window closed, invalid recipient, …) → Chatwoot message
   ``failed`` with ``"<code>: <title>"``, event failed, no retry;
 * transient (throughput and pair rate limits, 5xx, not connected) → backoff (never under the
-  pair limit's pause for one customer);
+  pair limit's pause for one customer; a day for the per-user marketing limit, 131049);
+* no pacing slot soon (:mod:`app.integrations.whatsapp.pacing`) → back at the slot, no
+  attempt counted;
 * unknown outcome (a timeout after the request went out, or a worker killed mid-send) → the
   reply waits for confirmation; resent only if none comes within ``UNCONFIRMED_SEND_SECONDS``;
-* credentials refused → the integration turns ``error`` and replies wait.
+* credentials refused, or the business account blocked (policy, payment, locked) → the
+  integration turns ``error`` and replies wait.
 """
 
 from __future__ import annotations
@@ -23,15 +26,18 @@ from app.integrations.errors import (
     RemoteUnauthorized,
     is_transient,
 )
+from app.integrations.whatsapp.cloud_send import MARKETING_LIMIT
+from app.integrations.whatsapp.pacing import PacingBusy
 from app.integrations.whatsapp.send import (
     SendAuthFailure,
     SendFailure,
     SendOutcomeUnknown,
     SendRetryLater,
 )
-from app.relay import clients
+from app.relay import clients, read_receipts
 from app.relay.lanes import claims, drain
 from app.relay.message_map import advances
+from app.relay.outbound import deletion
 from app.relay.outbound.chatwoot_webhook import AgentReply
 from app.relay.outbound.send import OutboundContext, send_remaining
 from app.store.models import (
@@ -44,6 +50,8 @@ from app.store.models import (
 logger = logging.getLogger(__name__)
 
 PAIR_RATE_LIMIT_SECONDS = 6.0
+MARKETING_LIMIT_ATTEMPTS = 3  # 131049: tried at most this often, a day apart
+MIN_SLOT_WAIT_SECONDS = 0.05
 
 
 class OutboundHandler:
@@ -64,19 +72,27 @@ class OutboundHandler:
 
     def deliver(self, context: object, row: RelayEvent, interrupted: bool) -> drain.Step:
         assert isinstance(context, OutboundContext)
+        if row.kind == deletion.DELETE_KIND:
+            return deletion.deliver_deletion(context, row, interrupted)
         reply = AgentReply.from_json(row.payload)
+        if deletion.deleted_in_chatwoot(context.integration, reply):
+            return deletion.withhold(row, reply)
         if row.sending:
             return await_confirmation(row, "the previous attempt was cut off while sending")
         if row.unconfirmed:
             _resend_after_window(row)
+        read_receipts.mark_read_before_reply(context.integration, row.chat_key)  # never raises
         try:
             woken = send_remaining(context, row, reply)
+        except PacingBusy as exc:
+            return _wait_for_slot(row, exc)
         except SendFailure as exc:
+            if exc.account_level:
+                return _hold_for_account(context, row, exc)
             _tick(context, reply, "failed", exc.external_error)
             return drain.fail(row, exc.external_error)
         except SendRetryLater as exc:
-            pause = PAIR_RATE_LIMIT_SECONDS if exc.per_recipient else 0.0
-            return drain.retry_later(row, exc.reason, at_least=max(exc.retry_after or 0.0, pause))
+            return _back_off(context, row, reply, exc)
         except SendOutcomeUnknown as exc:
             return await_confirmation(row, str(exc))
         except SendAuthFailure as exc:
@@ -87,6 +103,39 @@ class OutboundHandler:
         if woken:
             self._wake(DIRECTION_INBOUND, context.integration.id, row.chat_key)
         return _finish_sent(context, row, reply)
+
+
+def _wait_for_slot(row: RelayEvent, exc: PacingBusy) -> drain.Step:
+    """The number's pacer has no slot soon (:mod:`app.integrations.whatsapp.pacing`): nothing
+    was sent, and it is no failure of the reply (no attempt counted); the lane comes back at
+    the slot instead of pinning a worker thread."""
+    wait = max(exc.retry_after or 0.0, MIN_SLOT_WAIT_SECONDS)
+    drain.postpone(row, wait, sending=False, last_error=exc.reason)
+    logger.info("reply event %s given back for %.1fs: %s", row.id, wait, exc.reason)
+    return drain.Step("retry", wait)
+
+
+def _hold_for_account(context: OutboundContext, row: RelayEvent, exc: SendFailure) -> drain.Step:
+    """WhatsApp refuses the business, not this reply (368 policy block, 131031 account locked,
+    131042 payment, 131045 certificate, 133010 number not registered): every reply would fail
+    alike, so the integration turns ``error`` with the reason and its replies wait, in order,
+    for ``set`` or ``resume``."""
+    error = f"WhatsApp refuses to send as this number: {exc}"
+    return drain.hold_integration(context.integration, row, error)
+
+
+def _back_off(
+    context: OutboundContext, row: RelayEvent, reply: AgentReply, exc: SendRetryLater
+) -> drain.Step:
+    """Transient: back off. The pair rate limit (131056) waits at least 6 s before the next
+    send to this customer (the lane waits; other chats go on); the marketing limit (131049) a
+    day, given up after :data:`MARKETING_LIMIT_ATTEMPTS` tries (the reply is then ``failed``)."""
+    if exc.code == MARKETING_LIMIT and row.attempts + 1 >= MARKETING_LIMIT_ATTEMPTS:
+        reason = f"{exc.reason} (tried {row.attempts + 1} times, a day apart)"
+        _tick(context, reply, "failed", reason)
+        return drain.fail(row, reason)
+    pause = PAIR_RATE_LIMIT_SECONDS if exc.per_recipient else 0.0
+    return drain.retry_later(row, exc.reason, at_least=max(exc.retry_after or 0.0, pause))
 
 
 def _finish_sent(context: OutboundContext, row: RelayEvent, reply: AgentReply) -> drain.Step:

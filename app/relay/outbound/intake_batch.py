@@ -16,6 +16,11 @@ from app.relay.intake_lock import insert_rows, load_integrations, lock_integrati
 from app.relay.lanes.drain import deliverable
 from app.relay.outbound.chatwoot_webhook import AgentReply, ConversationStatusChanged
 from app.relay.outbound.intake import record_conversation_status, store_reply
+from app.relay.outbound.message_updates import (
+    MESSAGE_UPDATES,
+    MessageUpdate,
+    apply_message_update,
+)
 from app.store.counters import bump_counters
 from app.store.db import database
 from app.store.models import DIRECTION_OUTBOUND, ChatwootIntegration, MessageMap, RelayEvent
@@ -25,10 +30,11 @@ KEYS_PER_SELECT = 500
 
 @dataclass(frozen=True)
 class OutboundRequest:
-    """One Chatwoot webhook to store: an agent reply or a conversation status change."""
+    """One Chatwoot webhook to store: an agent reply, a conversation status change, or an
+    agent's Retry or delete of a message (``message_updated``)."""
 
     integration_id: str
-    change: AgentReply | ConversationStatusChanged
+    change: AgentReply | ConversationStatusChanged | MessageUpdate
 
 
 @dataclass
@@ -52,6 +58,8 @@ def store_outbound_batch(
         outcome.deliverable = deliverable(integration)
         if isinstance(request.change, ConversationStatusChanged):
             record_conversation_status(integration, request.change)
+        elif isinstance(request.change, MESSAGE_UPDATES):  # Chatwoot's Retry, a delete
+            outcome.stored = apply_message_update(integration, request.change)
         else:
             replies.setdefault(request.integration_id, []).append((outcome, request.change))
     deltas = [
@@ -74,6 +82,8 @@ def store_outbound_alone(request: OutboundRequest) -> OutboundOutcome:
         outcome.deliverable = deliverable(integration)
         if isinstance(request.change, ConversationStatusChanged):
             record_conversation_status(integration, request.change)
+        elif isinstance(request.change, MESSAGE_UPDATES):  # Chatwoot's Retry, a delete
+            outcome.stored = apply_message_update(integration, request.change)
         else:
             outcome.stored = store_reply(integration, request.change)
     return outcome

@@ -20,8 +20,11 @@ from app.relay.lanes import claims
 from app.relay.message_map import remember_message
 from app.relay.outbound.chatwoot_webhook import AgentReply, OutboundAttachment
 from app.relay.outbound.format import markdown_to_whatsapp, signed
+from app.relay.outbound.template_params import TemplateParams
+from app.relay.outbound.templates import send_template
 from app.store.db import database
 from app.store.models import ChatLink, ChatwootIntegration, MessageMap, RelayEvent
+from app.store.prepared import get_where
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +34,12 @@ MEDIA_KINDS = {"image": "image", "video": "video", "audio": "audio", "file": "do
 
 @dataclass(frozen=True)
 class Part:
-    """One WhatsApp message of a reply: text, or an attachment with an optional caption."""
+    """One WhatsApp message of a reply: text, or an attachment with an optional caption, or
+    the agent's WhatsApp template (:mod:`app.relay.outbound.templates`)."""
 
     text: str | None = None
     attachment: OutboundAttachment | None = None
+    template: TemplateParams | None = None
 
 
 @dataclass
@@ -64,7 +69,10 @@ def send_remaining(context: OutboundContext, row: RelayEvent, reply: AgentReply)
 
 
 def plan(reply: AgentReply, sign_with: str | None) -> list[Part]:
-    """The WhatsApp messages a reply becomes, in order."""
+    """The WhatsApp messages a reply becomes, in order (a template: just the template; the
+    reply's content is Chatwoot's rendering of it)."""
+    if reply.template is not None:
+        return [Part(template=reply.template)]
     text = markdown_to_whatsapp(reply.content).strip() if reply.content else ""
     if text and sign_with is not None:
         text = signed(text, sign_with)
@@ -108,10 +116,10 @@ def _send_part(
     It goes to the identifier the customer last wrote from (the chat's ``reply_address``: a
     phone number, or a BSUID when they wrote without one), else to the contact inbox's
     source id."""
-    link = ChatLink.get_or_none(
-        (ChatLink.integration == context.integration) & (ChatLink.chat_key == reply.recipient)
-    )
+    link = get_where(ChatLink, integration=context.integration, chat_key=reply.recipient)
     to = str(link.reply_address) if link is not None and link.reply_address else reply.recipient
+    if part.template is not None:
+        return send_template(context.integration, context.sender, to, part.template, reply_to)
     if part.attachment is None:
         return context.sender.send_text(to, part.text or "", reply_to=reply_to)
     media = _media(context, part.attachment)

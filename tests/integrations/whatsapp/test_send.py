@@ -14,6 +14,7 @@ import pytest
 from app.integrations.http import build_client
 from app.integrations.whatsapp.cloud_send import CloudSender
 from app.integrations.whatsapp.gateway_send import GatewaySender
+from app.integrations.whatsapp.hints import WINDOW_CLOSED_HINT
 from app.integrations.whatsapp.send import (
     OutgoingMedia,
     SendAuthFailure,
@@ -229,8 +230,9 @@ def test_cloud_refusals_are_failures_for_the_message(
         cloud(graph, http_client).send_text(TO, "hello")
     failure = caught.value
     assert (failure.code, failure.title, failure.details) == (code, title, details)
-    assert failure.external_error == f"{code}: {title}"
-    assert str(failure) == f"{code}: {title} ({details})"
+    shown = WINDOW_CLOSED_HINT if code == 131047 else f"{code}: {title}"  # what to do instead
+    assert failure.external_error == shown
+    assert str(failure) == f"{shown} ({details})"
     assert failure.account_level is account_level
     assert calls(graph, MESSAGES) == [400]  # permanent: not retried
     assert graph.sent == []
@@ -243,7 +245,7 @@ def test_cloud_failure_with_the_fakes_catalogue(
     graph.fail_recipient(TO, 400, 131047)  # Graph's own wording for the 24 h window
     with pytest.raises(SendFailure) as caught:
         cloud(graph, http_client).send_text(TO, "hello")
-    assert caught.value.external_error == "131047: Re-engagement message"
+    assert caught.value.external_error == "24-hour window closed — reply with a template"
     assert "24 hours" in str(caught.value)
 
 
@@ -587,7 +589,8 @@ def test_gateway_connection_refused_is_retry_later(http_client: httpx.Client) ->
 def test_outcomes_survive_pickling() -> None:
     failure = SendFailure("Re-engagement message", code=131047)
     failure = pickle.loads(pickle.dumps(failure))  # noqa: S301 - our own object
-    assert (failure.code, failure.external_error) == (131047, "131047: Re-engagement message")
+    hint = "24-hour window closed — reply with a template"
+    assert (failure.code, failure.external_error) == (131047, hint)
     later = SendRetryLater("pair", retry_after=6.0, per_recipient=True)
     later = pickle.loads(pickle.dumps(later))  # noqa: S301 - our own object
     assert (later.reason, later.retry_after, later.per_recipient) == ("pair", 6.0, True)

@@ -327,7 +327,7 @@ def test_failed_status_gives_chatwoot_external_error() -> None:
     parsed = parse_cloud_webhook(load("status_failed_131047.json"), PHONE_ID)
     event = parsed.events[0]
     assert isinstance(event, StatusUpdate)
-    assert event.external_error == "131047: Re-engagement message"
+    assert event.external_error == "24-hour window closed — reply with a template"
 
 
 def _text_message(message_id: str, sender: str = CUSTOMER, body: str = "hi") -> dict[str, Any]:

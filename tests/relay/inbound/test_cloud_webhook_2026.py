@@ -135,7 +135,7 @@ def test_status_read_bsuid_only() -> None:
 def test_status_failed_no_contacts_131047() -> None:
     event = only_status("status_failed_no_contacts_131047.json")
     assert (event.status, event.recipient_id) == ("failed", SHEENA)
-    assert event.external_error == "131047: Re-engagement message"
+    assert event.external_error == "24-hour window closed — reply with a template"
 
 
 def test_status_failed_no_contacts_131062_bsuid() -> None:

@@ -110,7 +110,10 @@ NOTHING = {
 STATUSES: dict[str, tuple[str, str | None]] = {
     "status_delivered_bsuid_only.json": ("delivered", None),
     "status_read_bsuid_only.json": ("read", None),
-    "status_failed_no_contacts_131047.json": ("failed", "131047: Re-engagement message"),
+    "status_failed_no_contacts_131047.json": (
+        "failed",
+        "24-hour window closed — reply with a template",
+    ),
     "status_failed_no_contacts_131062_bsuid.json": (
         "failed",
         "131062: Business-scoped user ID not supported",

@@ -97,7 +97,7 @@ STATUSES: dict[str, tuple[str, str | None]] = {
     "status_sent.json": ("sent", None),
     "status_delivered.json": ("delivered", None),
     "status_read.json": ("read", None),
-    "status_failed_131047.json": ("failed", "131047: Re-engagement message"),
+    "status_failed_131047.json": ("failed", "24-hour window closed — reply with a template"),
 }
 
 

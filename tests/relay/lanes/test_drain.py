@@ -30,6 +30,7 @@ from app.store.models import (
     DIRECTION_INBOUND,
     EVENT_DELIVERED,
     EVENT_PENDING,
+    ChatReadState,
     ChatwootIntegration,
     MessageMap,
     RelayEvent,
@@ -311,6 +312,60 @@ def test_delivered_events_are_recorded_in_one_write_per_batch(
         delivered = RelayEvent.select().where(RelayEvent.status == EVENT_DELIVERED).count()
     assert mapped == set(ids) and delivered == 10
     assert counted(bridge, "relayed") == 10
+
+
+def _transactions(statements: list[str]) -> list[list[str]]:
+    """SQL statements grouped by transaction: BEGIN … COMMIT, or a lone autocommit one."""
+    grouped: list[list[str]] = []
+    current: list[str] | None = None
+    for sql in (statement.strip() for statement in statements):
+        keyword = sql.split(" ", 1)[0].upper()
+        if keyword == "BEGIN":
+            current = []
+        elif keyword in ("COMMIT", "ROLLBACK") and current is not None:
+            grouped.append(current)
+            current = None
+        elif current is not None:
+            current.append(sql)
+        else:
+            grouped.append([sql])
+    return grouped
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_last_customer_message_is_recorded_with_the_delivered_batch(
+    bridge: CloudBridge, chatwoot: FakeChatwoot
+) -> None:
+    """Read receipts need the chat's last customer message. It is written in the drain's flush
+    transaction, with the delivered marks, never in a commit of its own per message."""
+    with database.connection_context():
+        ChatwootIntegration.update(mark_read=True).where(
+            ChatwootIntegration.id == bridge.integration_id
+        ).execute()
+    ids = store_messages(bridge, 6)
+    statements: list[str] = []
+    with database.connection_context():
+        database.connection().set_trace_callback(statements.append)
+        result = drain(bridge)
+        database.connection().set_trace_callback(None)
+        state = ChatReadState.get(
+            (ChatReadState.integration == bridge.integration_id)
+            & (ChatReadState.chat_key == CUSTOMER)
+        )
+    assert result.delivered == 6 and posted(chatwoot) == ids
+    assert state.last_inbound_id == ids[-1] and state.read_id is None
+    state_table, event_table = ChatReadState._meta.table_name, RelayEvent._meta.table_name
+    writes_of_state = [
+        transaction
+        for transaction in _transactions(statements)
+        if any(f'"{state_table}"' in sql and not sql.startswith("SELECT") for sql in transaction)
+    ]
+    assert writes_of_state, statements
+    for transaction in writes_of_state:
+        assert any(
+            sql.startswith(f'UPDATE "{event_table}"') and "\"status\" = 'delivered'" in sql
+            for sql in transaction
+        ), transaction
 
 
 def test_counters_count_failed_and_retried_events(

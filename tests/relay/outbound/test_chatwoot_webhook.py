@@ -13,6 +13,7 @@ import pytest
 from app.relay.messages import ParseError
 from app.relay.outbound.chatwoot_webhook import (
     AgentReply,
+    AgentTyping,
     ConversationStatusChanged,
     Ignored,
     OutboundAttachment,
@@ -133,7 +134,6 @@ def test_our_own_incoming_message_is_ignored_before_its_shape_is_judged() -> Non
 @pytest.mark.parametrize(
     "event",
     [
-        "message_updated",
         "conversation_typing_on",
         "conversation_typing_off",
         "conversation_created",
@@ -149,14 +149,14 @@ def test_other_events_are_ignored_with_a_reason(event: str) -> None:
     assert result.reason
 
 
-def test_typing_body_is_ignored() -> None:
+def test_an_agents_typing_is_reported_for_the_chat() -> None:
     body = {
         "event": "conversation_typing_on",
         "user": {"id": 5, "name": "Jane Agent", "email": "jane@acme.example", "type": "user"},
         "conversation": example()["conversation"],
         "is_private": False,
     }
-    assert parse_chatwoot_webhook(body) == Ignored("typing indicator")
+    assert parse_chatwoot_webhook(body) == AgentTyping(87, RECIPIENT, on=True)
 
 
 def test_message_updated_for_our_status_update_is_ignored_even_when_outgoing() -> None:
@@ -540,6 +540,7 @@ def test_unreadable_status_changes_are_ignored_as_malformed(
 
 
 def test_ordinary_ignores_are_not_flagged_malformed() -> None:
-    for body in (reply(private=True), reply(event="message_updated"), reply(message_type=0)):
+    failure_tick = reply(event="message_updated", content_attributes={"external_error": "131047"})
+    for body in (reply(private=True), failure_tick, reply(message_type=0)):
         event = parse_chatwoot_webhook(body)
         assert isinstance(event, Ignored) and event.malformed is False

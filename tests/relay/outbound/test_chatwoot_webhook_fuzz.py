@@ -27,8 +27,12 @@ from hypothesis import strategies as st
 from app.relay.messages import ParseError
 from app.relay.outbound.chatwoot_webhook import (
     AgentReply,
+    AgentTyping,
+    ChatwootEvent,
     ConversationStatusChanged,
     Ignored,
+    MessageDeleted,
+    RetryRequested,
     parse_chatwoot_webhook,
 )
 from tests.fakes.chatwoot import FakeChatwoot
@@ -166,7 +170,7 @@ def _post(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
     return dict(response.json())
 
 
-def check(body: Any) -> AgentReply | ConversationStatusChanged | Ignored | None:
+def check(body: Any) -> ChatwootEvent | None:
     """Parse ``body`` and assert every property; the result, or ``None`` for a 400."""
     envelope_ok = (
         isinstance(body, dict) and isinstance(body.get("event"), str) and body["event"].strip()
@@ -188,9 +192,31 @@ def check(body: Any) -> AgentReply | ConversationStatusChanged | Ignored | None:
         assert AgentReply.from_json(result.to_json()) == result
     elif isinstance(result, ConversationStatusChanged):
         assert ConversationStatusChanged.from_json(result.to_json()) == result
-    else:
+    elif isinstance(result, RetryRequested | MessageDeleted):
+        check_message_update(body, result)
+    elif isinstance(result, AgentTyping):
+        assert body["event"].strip() in ("conversation_typing_on", "conversation_typing_off")
+        assert body.get("is_private") in (None, False, "false", "0", "f", "off", ""), "a note"
+        assert body["user"]["type"] in ("user", "agent_bot"), "a contact's typing would echo"
+        assert result.recipient.strip() and 1 <= result.conversation_id <= MAX_ID
+    elif isinstance(result, Ignored):
         assert result.reason
     return result
+
+
+def check_message_update(body: dict[str, Any], result: RetryRequested | MessageDeleted) -> None:
+    """Chatwoot's Retry or an agent's delete: only of a public outgoing/template message, never
+    a Retry of one we posted ourselves, ids in range, a recipient to name the lane."""
+    assert body["event"].strip() == "message_updated"
+    assert body.get("private") in (None, False), "a private note would be retried or deleted"
+    assert body.get("message_type") in ("outgoing", "template", 1, 3, "1", "3")
+    assert result.recipient.strip()
+    assert 1 <= result.chatwoot_message_id <= MAX_ID
+    assert 1 <= result.conversation_id <= MAX_ID
+    if isinstance(result, RetryRequested):
+        assert body.get("source_id") in (None, ""), "our own message would be sent again"
+    else:
+        assert MessageDeleted.from_json(result.to_json()) == result
 
 
 # ---- arbitrary JSON ----

@@ -87,7 +87,7 @@ def test_closed_window_131047_marks_the_message_failed_without_retrying(
     agent.deliver_webhook(message_id)
 
     failed = agent.wait_status(message_id, "failed")
-    assert failed["external_error"].startswith("131047: ")
+    assert failed["external_error"] == "24-hour window closed — reply with a template"
     time.sleep(0.5)
     sends = [c for c in graph.calls if c.path.endswith("/messages") and c.method == "POST"]
     assert len(sends) == 1
@@ -107,7 +107,7 @@ def test_failed_status_from_whatsapp_reaches_chatwoot_with_the_reason(
     agent.bridge.post(body)
 
     failed = agent.wait_status(message_id, "failed")
-    assert failed["external_error"].startswith("131047: ")
+    assert failed["external_error"] == "24-hour window closed — reply with a template"
 
 
 def test_the_same_webhook_three_times_sends_once(agent: AgentSide, graph: FakeGraph) -> None:
