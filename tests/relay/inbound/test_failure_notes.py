@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from tests.api.helpers import auth
 from tests.fakes.chatwoot import FakeChatwoot
 from tests.fakes.graph import FakeGraph
-from tests.relay.bridge import CloudBridge, make_cloud_bridge, text_body
+from tests.relay.bridge import CloudBridge, make_cloud_bridge, text_body, wait_until
 
 CUSTOMER = "16505551234"
 MESSAGES_PATH = r"/conversations/\d+/messages$"
@@ -44,7 +44,8 @@ def test_a_refused_message_leaves_one_note_and_its_replay_another(bridge: CloudB
     post = bridge.post(text_body(CUSTOMER, "wamid.refused", "a very long text"))
     assert post.status_code == 200, post.text
     bridge.wait_for_events("failed", 1)
-
+    # the failure is recorded first, then the note is posted: wait for it
+    wait_until(lambda: len(bridge.notes()) == 1, what="the failure note")
     [note] = bridge.notes()
     assert note["private"] is True
     assert note["conversation_id"] == bridge.messages()[0]["conversation_id"]
@@ -55,6 +56,7 @@ def test_a_refused_message_leaves_one_note_and_its_replay_another(bridge: CloudB
     [failed] = _call(bridge, "GET", "failed")["failed"]
     _call(bridge, "POST", "retry", json={"ids": [failed["id"]]})
     bridge.wait_for_events("delivered", 2)
+    wait_until(lambda: len(bridge.notes()) == 2, what="the recovery note")
     first, recovered = bridge.notes()
     assert first == note  # the failure note is not repeated
     assert recovered["content"].startswith("✅ Recovered: a text message")
