@@ -1,7 +1,7 @@
 """Read receipts and typing indicators to WhatsApp: what the customer sees of an agent.
 
 Cloud API (Meta's "Mark messages as read" and "Typing indicators" references; the body of
-``../shared/reference/whatsapp-cloud/2026/requests/mark_read_with_typing.json``): one
+``tests/data/whatsapp_cloud/2026/requests/mark_read_with_typing.json``): one
 ``POST /{phone-number-id}/messages`` with ``{"messaging_product": "whatsapp", "status": "read",
 "message_id": <an inbound wamid>}`` marks that message and every earlier one read (blue ticks);
 adding ``"typing_indicator": {"type": "text"}`` also shows "typing…" for up to 25 s or until the
