@@ -49,13 +49,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
+            # the webhooks first: Starlette tries routes in order, and they take the load
+            *webhooks.routes,
+            *chatwoot_webhook.routes,
             *ops.routes,
             *docs_page.routes,
             *status_page.routes,
             *instances.routes,
             *chatwoot.routes,
-            *webhooks.routes,
-            *chatwoot_webhook.routes,
         ],
         middleware=[
             Middleware(AccessLog),
