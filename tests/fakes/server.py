@@ -13,7 +13,7 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import uvicorn
@@ -28,7 +28,8 @@ REDACTED = "<redacted>"
 class RecordedCall:
     """One request as the fake saw it; secret headers are stored as ``<redacted>``.
 
-    ``status`` is 0 while the answer is still being prepared (e.g. during ``set_delay``).
+    ``status`` is 0 while the answer is still being prepared (e.g. during ``set_delay``);
+    ``received_at`` is when the request arrived (``time.monotonic()``).
     """
 
     method: str
@@ -38,6 +39,7 @@ class RecordedCall:
     form: dict[str, Any] | None
     status: int
     headers: dict[str, str]
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -236,24 +236,26 @@ def test_back_off_codes_are_retried_later_and_delivered_once(
 def test_pair_rate_limit_holds_that_customer_six_seconds_and_others_go_on(
     bridge: CloudBridge, graph: FakeGraph
 ) -> None:
+    """Timed by when the fake received each call (a poll of the test thread can come late on
+    a loaded machine, and the resend and the next reply may arrive between two polls)."""
     chats = open_chats(bridge, [CUSTOMER, OTHER])
     graph.fail_recipient(CUSTOMER, 400, 131056)
     first = send(chats[CUSTOMER], "first to Ana")
     wait_until(lambda: bool(message_calls(graph, CUSTOMER)), 10, "the refused send")
-    refused_at = time.monotonic()
     second = send(chats[CUSTOMER], "second to Ana")
     other = send(chats[OTHER], "meanwhile to Bo")
 
     chats[OTHER].wait_status(other, "sent", timeout=10)
-    other_after = time.monotonic() - refused_at
-    wait_until(lambda: len(texts_to(graph, CUSTOMER)) == 1, 20, "Ana's resend")
-    ana_after = time.monotonic() - refused_at
-    chats[CUSTOMER].wait_status(second, "sent", timeout=20)
+    chats[CUSTOMER].wait_status(second, "sent", timeout=30)
+    refused, resent, sent_next = message_calls(graph, CUSTOMER)
+    [to_other] = message_calls(graph, OTHER)
+    assert [refused.status, resent.status, sent_next.status] == [400, 200, 200]
+    other_after = to_other.received_at - refused.received_at
+    ana_after = resent.received_at - refused.received_at
     assert other_after < 5.0, f"the other chat waited {other_after:.1f}s"
     assert ana_after >= 5.95, f"Ana's resend came {ana_after:.2f}s after the refusal"
     assert texts_to(graph, CUSTOMER) == ["first to Ana", "second to Ana"]  # order kept
     assert texts_to(graph, OTHER) == ["meanwhile to Bo"]
-    assert [c.status for c in message_calls(graph, CUSTOMER)] == [400, 200, 200]
     assert chats[CUSTOMER].ticks(first) == ["sent"]
 
 
