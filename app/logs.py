@@ -166,6 +166,7 @@ def adopt_handlers(log_format: str | None = None) -> None:
             handler.addFilter(ContextFilter())
         if not any(isinstance(f, SecretMaskingFilter) for f in handler.filters):
             handler.addFilter(SecretMaskingFilter())
+    _quiet_per_request_loggers()
 
 
 def configure_logging(level: str | None = None, log_format: str | None = None) -> None:
@@ -173,5 +174,11 @@ def configure_logging(level: str | None = None, log_format: str | None = None) -
     root = logging.getLogger()
     root.handlers[:] = [build_handler(log_format)]
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+    _quiet_per_request_loggers()
+
+
+def _quiet_per_request_loggers() -> None:
+    """httpx logs every request at INFO: a line per remote call (in a worker, a write to the
+    pipe its parent reads) that says less than the relay's own lines about the event."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -55,8 +55,14 @@ def open_store(empty: bool) -> peewee.Database:
     return db
 
 
+# Meta's top throughput tier. At the default 80 the pacer (app.integrations.whatsapp.pacing)
+# caps one number at 72 sends/s by design, and the outbound drain would measure that cap.
+MESSAGES_PER_SECOND = 1000
+
+
 def wire(stack: BenchStack, name: str = "bench") -> Bridge:
-    """An account, and a Cloud instance with an active integration to the fakes."""
+    """An account, and a Cloud instance (paced at :data:`MESSAGES_PER_SECOND`) with an active
+    integration to the fakes."""
     with database.connection_context():
         _, stack.account_token = create_account("Bench")
     body = {
@@ -66,6 +72,7 @@ def wire(stack: BenchStack, name: str = "bench") -> Bridge:
         "cloudAccessToken": ACCESS_TOKEN,
         "cloudAppSecret": APP_SECRET,
         "cloudApiBaseUrl": stack.graph_url,
+        "cloudMessagesPerSecond": MESSAGES_PER_SECOND,
         "chatwootEnabled": True,
         "chatwootBaseUrl": stack.chatwoot_url,
         "chatwootAccountId": stack.chatwoot_account,

@@ -199,15 +199,19 @@ class SecretLogCapture(logging.Handler):
 
 @pytest.fixture
 def all_logs() -> Iterator[SecretLogCapture]:
+    """Every record at every level, including the per-request lines of httpx that the app
+    keeps quiet by default (an operator may turn them on: they must hold no secret either)."""
     capture = SecretLogCapture()
     capture.setFormatter(logging.Formatter("%(name)s %(message)s %(exc_info)s"))
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(capture)
-    root.setLevel(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("", "httpx", "httpcore")]
+    previous = [logger.level for logger in loggers]
+    loggers[0].addHandler(capture)
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
     yield capture
-    root.removeHandler(capture)
-    root.setLevel(previous)
+    loggers[0].removeHandler(capture)
+    for logger, level in zip(loggers, previous, strict=True):
+        logger.setLevel(level)
 
 
 assert workers.broker is not None

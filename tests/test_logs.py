@@ -196,14 +196,20 @@ def test_worker_handlers_set_up_by_dramatiq_are_adopted() -> None:
     previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    httpx_logger = logging.getLogger("httpx")
+    httpx_level = httpx_logger.level
+    httpx_logger.setLevel(logging.NOTSET)
     try:
         adopt_handlers("json")
         adopt_handlers("json")  # idempotent: one filter of each kind
         with log_context(event_id=812, integration_id="int_abc"):
             logging.getLogger("workers.relay").info("token=%s refused", SECRET)
+        # a line per remote call, as in the web process: quiet below WARNING
+        httpx_logger.info('HTTP Request: POST https://graph.example.com "HTTP/1.1 200 OK"')
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+        httpx_logger.setLevel(httpx_level)
     (line,) = stream.getvalue().splitlines()
     record = json.loads(line)
     assert record["logger"] == "workers.relay"

@@ -19,6 +19,7 @@ import peewee
 
 from app.store.db import database
 from app.store.models import ChatwootIntegration
+from app.store.prepared import quoted
 
 ROWS_PER_INSERT = 100  # x ~20 columns: well under SQLite's bound-parameter limit
 
@@ -65,9 +66,8 @@ def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) ->
         for field, value in model._meta.defaults.items()
     }
     columns = list(dict.fromkeys([*rows[0], *defaults]))
-    quote = database.quote  # the quote characters, e.g. '""'
-    names = ", ".join(f"{quote[0]}{c}{quote[1]}" for c in columns)
-    table = f"{quote[0]}{model._meta.table_name}{quote[1]}"
+    names = ", ".join(quoted(c) for c in columns)
+    table = quoted(model._meta.table_name)
     values_sql = "(" + ", ".join([database.param] * len(columns)) + ")"
     head = f"INSERT INTO {table} ({names}) VALUES "  # noqa: S608 (names from the model only)
     for start in range(0, len(rows), ROWS_PER_INSERT):
@@ -76,11 +76,6 @@ def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) ->
         for row in chunk:
             params.extend(row[c] if c in row else defaults[c] for c in columns)
         database.execute_sql(head + ", ".join([values_sql] * len(chunk)), params)
-
-
-def _quoted(name: str) -> str:
-    quote = database.quote
-    return f"{quote[0]}{name}{quote[1]}"
 
 
 def select_where_in(
@@ -96,10 +91,10 @@ def select_where_in(
     if not values:
         return []
     param = database.param
-    names = ", ".join(_quoted(column.column_name) for column in columns)
-    conditions = [f"{_quoted(field.column_name)} = {param}" for field, _ in equal]
-    conditions.append(f"{_quoted(within.column_name)} IN ({', '.join([param] * len(values))})")
-    table = _quoted(model._meta.table_name)
+    names = ", ".join(quoted(column.column_name) for column in columns)
+    conditions = [f"{quoted(field.column_name)} = {param}" for field, _ in equal]
+    conditions.append(f"{quoted(within.column_name)} IN ({', '.join([param] * len(values))})")
+    table = quoted(model._meta.table_name)
     sql = f"SELECT {names} FROM {table} WHERE {' AND '.join(conditions)}"  # noqa: S608
     params = [_db_value(field, value) for field, value in equal] + list(values)
     return list(database.execute_sql(sql, params).fetchall())

@@ -12,6 +12,7 @@ from app.store.models import (
     MessageMap,
     RelayEvent,
 )
+from app.store.prepared import insert_ignore, update_where, values_where
 
 
 @dataclass(frozen=True)
@@ -64,24 +65,19 @@ def remember_message(
 ) -> int:
     """Map a WhatsApp message id to its Chatwoot message, and wake the statuses that arrived
     before it (they wait in ``waiting``). Returns how many statuses were woken."""
-    MessageMap.insert(
+    insert_ignore(
+        MessageMap,
         integration=integration,
         whatsapp_message_id=whatsapp_id,
         chatwoot_message_id=chatwoot_id,
         chatwoot_conversation_id=conversation,
         direction=direction,
-    ).on_conflict_ignore().execute()
+    )
     if direction == "incoming":
         return 0  # WhatsApp sends statuses only for messages the business sent
-    return int(
-        RelayEvent.update(status=EVENT_PENDING, next_attempt_at=None)
-        .where(
-            (RelayEvent.integration == integration)
-            & (RelayEvent.message_id == whatsapp_id)
-            & (RelayEvent.status == EVENT_WAITING)
-        )
-        .execute()
-    )
+    woken = {"status": EVENT_PENDING, "next_attempt_at": None}
+    waiting = {"integration": integration, "message_id": whatsapp_id, "status": EVENT_WAITING}
+    return update_where(RelayEvent, woken, **waiting)
 
 
 TICK_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -89,12 +85,10 @@ TICK_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 def chatwoot_status(integration: ChatwootIntegration, chatwoot_id: int) -> str | None:
     """The furthest tick applied to a Chatwoot message (over all its WhatsApp parts)."""
-    rows = MessageMap.select(MessageMap.status).where(
-        (MessageMap.integration == integration)
-        & (MessageMap.chatwoot_message_id == chatwoot_id)
-        & MessageMap.status.is_null(False)
+    statuses = values_where(
+        MessageMap, "status", integration=integration, chatwoot_message_id=chatwoot_id
     )
-    ticks = [str(row.status) for row in rows]
+    ticks = [str(status) for status in statuses if status is not None]
     return max(ticks, key=TICK_ORDER.__getitem__) if ticks else None
 
 

@@ -39,6 +39,7 @@ from app.store.models import (
     Instance,
     utcnow,
 )
+from app.store.prepared import get_where
 from app.store.redis_client import get_redis, redis_key
 
 __all__ = [
@@ -264,17 +265,13 @@ def _of(integration: ChatwootIntegration, chat_key: str) -> peewee.Expression:
 
 
 def _state(integration: ChatwootIntegration, chat_key: str) -> ChatReadState | None:
-    found: ChatReadState | None = ChatReadState.get_or_none(_of(integration, chat_key))
-    return found
+    return get_where(ChatReadState, integration=integration, chat_key=chat_key)
 
 
 def _address(integration: ChatwootIntegration, chat_key: str) -> str:
     """Where the customer last wrote from (as replies go), else the chat itself."""
-    address = (
-        ChatLink.select(ChatLink.reply_address)
-        .where((ChatLink.integration == integration) & (ChatLink.chat_key == chat_key))
-        .scalar()
-    )
+    link = get_where(ChatLink, integration=integration, chat_key=chat_key)
+    address = link.reply_address if link is not None else None
     return str(address) if address else chat_key
 
 

@@ -29,6 +29,7 @@ from app.store.models import (
     RelayEvent,
     utcnow,
 )
+from app.store.prepared import quoted
 
 Direction = Literal["inbound", "outbound"]
 Outcome = Literal["received", "relayed", "failed", "retried"]
@@ -74,11 +75,10 @@ def bump_counters(deltas: Iterable[CounterDelta]) -> None:
 def _bump_sql(rows: int) -> str:
     """The upsert of ``rows`` counters, written by hand: this runs in every intake batch and
     every delivery flush, and peewee takes longer to build it than the database to run it."""
-    quote = database.quote
-    table = f"{quote[0]}{RelayCounter._meta.table_name}{quote[1]}"
+    table = quoted(RelayCounter._meta.table_name)
 
     def name(field: Any) -> str:
-        return f"{quote[0]}{field.column_name}{quote[1]}"
+        return quoted(field.column_name)
 
     key = [RelayCounter.integration, RelayCounter.direction, RelayCounter.outcome]
     columns = [*key, RelayCounter.value, RelayCounter.updated_at]

@@ -1,13 +1,20 @@
-"""``get_where`` finds exactly what ``get_or_none`` finds, on both databases, whatever the
-field types (foreign keys by row or id, text, integers, NULL-able columns)."""
+"""The prepared statements of :mod:`app.store.prepared` do exactly what peewee's queries do, on
+both databases, whatever the field types (foreign keys by row or id, text, integers, NULL-able
+columns)."""
 
 from __future__ import annotations
 
 from app.config import Settings
 from app.management.accounts import create_account
 from app.store.db import database
-from app.store.models import Account, ChatLink, ChatwootIntegration, Instance
-from app.store.prepared import get_where
+from app.store.models import Account, ChatLink, ChatwootIntegration, Instance, MessageMap
+from app.store.prepared import (
+    exists_where,
+    get_where,
+    insert_ignore,
+    update_where,
+    values_where,
+)
 
 
 def _integration(account: Account, suffix: str) -> ChatwootIntegration:
@@ -49,3 +56,36 @@ def test_finds_what_get_or_none_finds(store_settings: Settings) -> None:
         assert get_where(ChatLink, integration=one, contact_id=8) is None
         second = get_where(ChatwootIntegration, id="int_b")
         assert second is not None and second.__data__["instance"] == "ins_b"
+
+
+def test_writes_and_reads_match_what_peewee_does(store_settings: Settings) -> None:
+    """``insert_ignore``, ``update_where``, ``values_where`` and ``exists_where`` against the
+    same operations through peewee's query builder; ``None`` compares as SQL's IS NULL."""
+    with database.connection_context():
+        account, _ = create_account("Acme")
+        one = _integration(account, "a")
+        base = {"integration": one, "chatwoot_message_id": 7, "chatwoot_conversation_id": 3}
+        insert_ignore(MessageMap, whatsapp_message_id="wamid.1", direction="outgoing", **base)
+        insert_ignore(MessageMap, whatsapp_message_id="wamid.1", direction="other", **base)
+        insert_ignore(MessageMap, whatsapp_message_id="wamid.2", direction="outgoing", **base)
+        rows = list(MessageMap.select().order_by(MessageMap.whatsapp_message_id))
+        assert [(r.whatsapp_message_id, r.direction) for r in rows] == [
+            ("wamid.1", "outgoing"),  # the conflicting insert changed nothing
+            ("wamid.2", "outgoing"),
+        ]
+        assert values_where(MessageMap, "status", integration=one, chatwoot_message_id=7) == [
+            None,
+            None,
+        ]
+        changed = update_where(
+            MessageMap, {"status": "read"}, integration=one.id, whatsapp_message_id="wamid.2"
+        )
+        assert changed == 1
+        assert MessageMap.get(MessageMap.whatsapp_message_id == "wamid.2").status == "read"
+        assert update_where(MessageMap, {"status": "sent"}, integration=one, status=None) == 1
+        assert MessageMap.get(MessageMap.whatsapp_message_id == "wamid.1").status == "sent"
+        assert update_where(MessageMap, {"status": "x"}, integration=one, status=None) == 0
+        assert sorted(values_where(MessageMap, "status", integration=one)) == ["read", "sent"]
+        assert exists_where(MessageMap, integration=one, whatsapp_message_id="wamid.2")
+        assert not exists_where(MessageMap, integration=one, whatsapp_message_id="wamid.3")
+        assert not exists_where(MessageMap, integration=one, status=None)

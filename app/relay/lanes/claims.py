@@ -25,6 +25,7 @@ from peewee import Case
 from app.config import get_settings
 from app.relay.lanes.liveness import owner_gone
 from app.store.models import EVENT_PENDING, RelayEvent, utcnow
+from app.store.prepared import update_where
 
 
 class ClaimLost(Exception):
@@ -135,17 +136,11 @@ def reassert(row: RelayEvent, **fields: Any) -> None:
 
 
 def update_owned(row: RelayEvent, **fields: Any) -> None:
-    """Write ``fields`` on ``row`` only while this drain owns it; else :class:`ClaimLost`."""
-    changed = (
-        RelayEvent.update(**fields)
-        .where(
-            (RelayEvent.id == row.id)
-            & (RelayEvent.claim_token == row.claim_token)
-            & (RelayEvent.status == EVENT_PENDING)
-        )
-        .execute()
-    )
-    if changed == 0:
+    """Write ``fields`` (plain values) on ``row`` only while this drain owns it; else
+    :class:`ClaimLost`. Runs for every part sent: its SQL is built once
+    (:func:`app.store.prepared.update_where`)."""
+    owned = {"id": row.id, "claim_token": row.claim_token, "status": EVENT_PENDING}
+    if update_where(RelayEvent, fields, **owned) == 0:
         raise ClaimLost(row.id)
 
 

@@ -29,6 +29,7 @@ from app.relay.lanes import claims
 from app.relay.message_map import MessageLink, record_sent, remember_messages
 from app.store.counters import bump_counters
 from app.store.db import database
+from app.store.group_commit import run_committed
 from app.store.models import (
     EVENT_DELIVERED,
     EVENT_FAILED,
@@ -117,14 +118,17 @@ class OutcomeBuffer:
         entries, self.entries = self.entries, []
         if not entries:
             return 0, []
-        with database.atomic() as transaction:
+        # with other drains' writes of this process: one commit for several lanes' batches
+        return run_committed(lambda: self._write(entries))
+
+    def _write(self, entries: list[_Flushing]) -> tuple[int, list[int]]:
+        with database.atomic() as savepoint:
             if _mark_delivered(self.token, [entry.row.id for entry in entries]) == len(entries):
                 self._record(entries)
                 return len(entries), []
-            transaction.rollback()  # some claims were lost: sort them out one by one
-        with database.atomic():
-            owned = [entry for entry in entries if _mark_delivered(self.token, [entry.row.id])]
-            self._record(owned)
+            savepoint.rollback()  # some claims were lost: sort them out one by one
+        owned = [entry for entry in entries if _mark_delivered(self.token, [entry.row.id])]
+        self._record(owned)
         recorded = {entry.row.id for entry in owned}
         lost = [entry.row.id for entry in entries if entry.row.id not in recorded]
         return len(owned), lost

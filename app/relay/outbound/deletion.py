@@ -53,6 +53,7 @@ from app.store.models import (
     RelayEvent,
     utcnow,
 )
+from app.store.prepared import exists_where
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +119,11 @@ def store_deletion(integration: ChatwootIntegration, deleted: MessageDeleted) ->
 
 def deleted_in_chatwoot(integration: ChatwootIntegration, reply: AgentReply) -> bool:
     """Whether the agent deleted this reply in Chatwoot (its delete is stored)."""
-    return bool(
-        RelayEvent.select()
-        .where(
-            (RelayEvent.integration == integration)
-            & (RelayEvent.direction == DIRECTION_OUTBOUND)
-            & (RelayEvent.natural_key == f"cw:{reply.chatwoot_message_id}:deleted")
-        )
-        .exists()
+    return exists_where(
+        RelayEvent,
+        integration=integration,
+        direction=DIRECTION_OUTBOUND,
+        natural_key=f"cw:{reply.chatwoot_message_id}:deleted",
     )
 
 

@@ -22,7 +22,7 @@ from app.relay.outbound.chatwoot_webhook import AgentReply, OutboundAttachment
 from app.relay.outbound.format import markdown_to_whatsapp, signed
 from app.relay.outbound.template_params import TemplateParams
 from app.relay.outbound.templates import send_template
-from app.store.db import database
+from app.store.group_commit import run_committed
 from app.store.models import ChatLink, ChatwootIntegration, MessageMap, RelayEvent
 from app.store.prepared import get_where
 
@@ -151,15 +151,18 @@ def _mark_sending(row: RelayEvent) -> None:
     """Committed right before a send call: if the worker dies before the call's outcome is
     recorded, the next run knows this part may have gone out (and waits for evidence). It
     re-asserts the drain's claim on the event too: :class:`~app.relay.lanes.claims.ClaimLost` (and
-    no send) when another drain owns it now."""
-    claims.reassert(row, sending=True)
+    no send) when another drain owns it now. Committed with other threads' writes
+    (:mod:`app.store.group_commit`): one fsync for the parts several lanes are about to send."""
+    run_committed(lambda: claims.reassert(row, sending=True))
 
 
 def _record_sent_part(
     integration: ChatwootIntegration, row: RelayEvent, reply: AgentReply, whatsapp_id: str
 ) -> int:
-    """Commit one sent part before anything else happens; returns statuses woken by it."""
-    with database.atomic():
+    """Commit one sent part before anything else happens (group-committed, see
+    :func:`_mark_sending`); returns statuses woken by it."""
+
+    def record() -> int:
         woken = remember_message(
             integration,
             whatsapp_id,
@@ -168,6 +171,10 @@ def _record_sent_part(
             "outgoing",
         )
         # the part's outcome is known now: a crash before the next send waits for nothing
-        claims.update_owned(row, progress=RelayEvent.progress + 1, unconfirmed=False, sending=False)
+        # row.progress is the stored one: only the claim's owner writes it
+        claims.update_owned(row, progress=row.progress + 1, unconfirmed=False, sending=False)
+        return woken
+
+    woken = run_committed(record)
     row.progress += 1
     return woken

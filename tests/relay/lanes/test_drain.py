@@ -9,11 +9,13 @@ worker taking the lane over while this one is paused past its lease.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import dramatiq
 import pytest
@@ -314,6 +316,11 @@ def test_delivered_events_are_recorded_in_one_write_per_batch(
     assert counted(bridge, "relayed") == 10
 
 
+def _then(connection: sqlite3.Connection, also: Callable[[sqlite3.Connection], None]) -> Any:
+    also(connection)
+    return connection
+
+
 def _transactions(statements: list[str]) -> list[list[str]]:
     """SQL statements grouped by transaction: BEGIN … COMMIT, or a lone autocommit one."""
     grouped: list[list[str]] = []
@@ -334,7 +341,7 @@ def _transactions(statements: list[str]) -> list[list[str]]:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_last_customer_message_is_recorded_with_the_delivered_batch(
-    bridge: CloudBridge, chatwoot: FakeChatwoot
+    bridge: CloudBridge, chatwoot: FakeChatwoot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Read receipts need the chat's last customer message. It is written in the drain's flush
     transaction, with the delivered marks, never in a commit of its own per message."""
@@ -343,11 +350,16 @@ def test_the_last_customer_message_is_recorded_with_the_delivered_batch(
             ChatwootIntegration.id == bridge.integration_id
         ).execute()
     ids = store_messages(bridge, 6)
-    statements: list[str] = []
+    by_connection: dict[int, list[str]] = {}  # the drain's and the group commit's (a thread)
+
+    def traced(connection: sqlite3.Connection) -> None:
+        connection.set_trace_callback(by_connection.setdefault(id(connection), []).append)
+
+    opened = database.obj._connect
+    monkeypatch.setattr(database.obj, "_connect", lambda: _then(opened(), traced))
+    database.close()  # this thread's connection is opened again, traced
     with database.connection_context():
-        database.connection().set_trace_callback(statements.append)
         result = drain(bridge)
-        database.connection().set_trace_callback(None)
         state = ChatReadState.get(
             (ChatReadState.integration == bridge.integration_id)
             & (ChatReadState.chat_key == CUSTOMER)
@@ -357,10 +369,11 @@ def test_the_last_customer_message_is_recorded_with_the_delivered_batch(
     state_table, event_table = ChatReadState._meta.table_name, RelayEvent._meta.table_name
     writes_of_state = [
         transaction
+        for statements in by_connection.values()
         for transaction in _transactions(statements)
         if any(f'"{state_table}"' in sql and not sql.startswith("SELECT") for sql in transaction)
     ]
-    assert writes_of_state, statements
+    assert writes_of_state, by_connection
     for transaction in writes_of_state:
         assert any(
             sql.startswith(f'UPDATE "{event_table}"') and "\"status\" = 'delivered'" in sql
