@@ -25,6 +25,7 @@ Retries
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import os
 import random
@@ -33,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
+from typing import Any
 
 import httpcore
 import httpx
@@ -234,7 +236,21 @@ def build_client(
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": USER_AGENT},
+        cookies=NoCookies(),
     )
+
+
+class NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing. A shared client serves every tenant: a cookie one
+    tenant's Chatwoot set (a session) must never ride along on another tenant's requests to
+    the same host, and no API this bridge calls needs cookies (tokens go in headers). It also
+    spares parsing ``Set-Cookie`` on every response."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
 
 
 _clients: dict[bool, httpx.Client] = {}

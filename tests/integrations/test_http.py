@@ -276,6 +276,23 @@ def test_tls_verifies_the_hostname_not_the_ip(tmp_path: Path) -> None:
 # --- shared clients -----------------------------------------------------------------------------
 
 
+def test_no_cookie_a_remote_sets_is_ever_sent_back(
+    server: TinyServer, private_client: httpx.Client
+) -> None:
+    """One client serves every tenant: a session cookie one tenant's Chatwoot sets must not
+    ride along on the next request to that host (another tenant's, with its own token)."""
+    server.script.append(
+        Reply(
+            headers={"Content-Type": "application/json", "Set-Cookie": "_session=tenant-a; Path=/"}
+        )
+    )
+    assert private_client.get(server.url + "/api/v1/profile").status_code == 200
+    assert private_client.get(server.url + "/api/v1/profile").status_code == 200
+    first, second = (headers for _, _, headers in server.received)
+    assert "Cookie" not in first and "Cookie" not in second
+    assert len(private_client.cookies.jar) == 0
+
+
 def test_shared_client_is_reused_per_allow_private_value() -> None:
     close_shared_clients()
     try:
