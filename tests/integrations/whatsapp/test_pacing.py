@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +32,7 @@ from app.integrations.whatsapp.pacing import (
     PacingBusy,
     RedisPacer,
     interval_seconds,
+    local_batch,
 )
 from app.integrations.whatsapp.send import SendRetryLater
 from tests.fakes.graph import FakeGraph
@@ -97,11 +100,13 @@ def acquire_in_threads(pacer: RedisPacer, threads: int, until: float) -> list[fl
     return times
 
 
-def test_threads_and_processes_sharing_a_number_never_exceed_its_rate() -> None:
-    """Two processes plus four threads here, all flat out on one number at 40/s for 2.5 s: no
-    one-second window, wherever it starts, holds more than 40 sends, and together they still
-    get the rate (less the 10 % jitter allowance), so the limiter is neither leaky nor idle."""
-    number, rate = new_number(), 40
+@pytest.mark.parametrize("rate", [40, 400])
+def test_threads_and_processes_sharing_a_number_never_exceed_its_rate(rate: int) -> None:
+    """Two processes plus four threads here, all flat out on one number for 2.5 s: no
+    one-second window, wherever it starts, holds more than ``rate`` sends, and together they
+    still get the rate (less the 10 % jitter allowance), so the limiter is neither leaky nor
+    idle. At 400/s each process reserves several slots per Redis call (``local_batch``)."""
+    number = new_number()
     children = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, number, str(rate)],
@@ -176,6 +181,42 @@ def test_a_far_slot_is_refused_without_taking_it() -> None:
     time.sleep((busy.value.retry_after or 0.0) - 0.3)
     waited = pacer.acquire()  # now within the bound: waited for, not refused
     assert 0.0 < waited <= 0.5
+
+
+class CountingRedis(redis.Redis):
+    """The real Redis client, counting the pacing script's calls."""
+
+    calls = 0
+
+    def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+        type(self).calls += 1
+        return super().evalsha(*args, **kwargs)
+
+
+def test_a_fast_number_reserves_several_slots_per_redis_call() -> None:
+    """At 1,000/s one call reserves 16 slots (20 ms) for this process; still one slot per
+    send, evenly spaced, none in the same instant."""
+    assert local_batch(80) == 1 and local_batch(1000) == 16
+    client = CountingRedis.from_url(os.environ["REDIS_URL"])
+    CountingRedis.calls = 0
+    pacer = RedisPacer(new_number(), 1000, client=lambda: client)
+    started = time.time()
+    times = acquire_in_threads(pacer, 4, started + 0.3)
+    elapsed = max(times) - started
+    assert len(times) >= 100
+    assert CountingRedis.calls <= len(times) / 16 + 8, (CountingRedis.calls, len(times))
+    # never more sends than slots in the time it took (the first ones start at once)
+    assert len(times) <= elapsed / interval_seconds(1000) + 16 + 1
+
+
+def test_a_hold_drops_the_slots_this_process_reserved() -> None:
+    number = new_number()
+    pacer = RedisPacer(number, 1000)
+    pacer.acquire()  # and 15 more reserved here
+    pacer.hold(0.5)
+    started = time.monotonic()
+    pacer.acquire()
+    assert time.monotonic() - started >= 0.45
 
 
 def test_a_hold_pushes_every_sender_of_the_number_back() -> None:
