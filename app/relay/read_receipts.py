@@ -22,6 +22,7 @@ so the next reply or typing tries again, a refusal keeps it (the same call would
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 import peewee
 
@@ -31,6 +32,7 @@ from app.integrations.http import shared_client
 from app.integrations.whatsapp.receipts import CloudReceipts, GatewayReceipts, ReadReceipts
 from app.relay.clients import provider_client
 from app.relay.messages import InboundMessage
+from app.store.db import database
 from app.store.models import (
     STATE_ACTIVE,
     ChatLink,
@@ -39,7 +41,7 @@ from app.store.models import (
     Instance,
     utcnow,
 )
-from app.store.prepared import get_where
+from app.store.prepared import get_where, insert_ignore, quoted
 from app.store.redis_client import get_redis, redis_key
 
 __all__ = [
@@ -78,25 +80,46 @@ def remember_inbound(
     if not integration.mark_read or not _readable(message):
         return
     sender = message.sender_id if message.is_group else None
-    fields = {
-        ChatReadState.last_inbound_id: message.message_id,
-        ChatReadState.last_inbound_at: message.timestamp,
-        ChatReadState.last_inbound_sender: sender,
-        ChatReadState.updated_at: utcnow(),
+    newest = {
+        "last_inbound_id": message.message_id,
+        "last_inbound_at": message.timestamp,
+        "last_inbound_sender": sender,
+        "updated_at": utcnow(),
     }
-    where = _of(integration, chat_key)
+    fields = ChatReadState._meta.fields
+    params = [fields[name].db_value(value) for name, value in newest.items()]
+    params += [fields["integration"].db_value(integration), chat_key]
     if message.timestamp is not None:  # else it is taken as the newest
-        newer = ChatReadState.last_inbound_at.is_null()
-        where = where & (newer | (ChatReadState.last_inbound_at <= message.timestamp))
-    updated = ChatReadState.update(fields).where(where).execute()
-    if not updated:
-        ChatReadState.insert(
+        params.append(message.timestamp)
+    sql = _remember_sql(database.param, database.quote, message.timestamp is not None)
+    if not database.execute_sql(sql, params).rowcount:
+        insert_ignore(
+            ChatReadState,
             integration=integration,
             chat_key=chat_key,
             last_inbound_id=message.message_id,
             last_inbound_at=message.timestamp,
             last_inbound_sender=sender,
-        ).on_conflict_ignore().execute()
+        )
+
+
+@lru_cache(maxsize=8)
+def _remember_sql(param: str, quote: str, timed: bool) -> str:
+    """The update of the chat's last inbound message, built once per backend: it runs for
+    every customer message delivered (in the delivered batch's transaction), and peewee took
+    longer to build it than the database to run it. ``timed``: only over an older message."""
+    table = quoted(ChatReadState._meta.table_name, quote)
+
+    def column(name: str) -> str:
+        return quoted(ChatReadState._meta.fields[name].column_name, quote)
+
+    names = ("last_inbound_id", "last_inbound_at", "last_inbound_sender", "updated_at")
+    assignments = ", ".join(f"{column(name)} = {param}" for name in names)
+    where = f"{column('integration')} = {param} AND {column('chat_key')} = {param}"
+    if timed:
+        at = column("last_inbound_at")
+        where += f" AND ({at} IS NULL OR {at} <= {param})"
+    return f"UPDATE {table} SET {assignments} WHERE {where}"  # noqa: S608
 
 
 def mark_read_before_reply(integration: ChatwootIntegration, chat_key: str) -> None:
