@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.store.models import (
     EVENT_PENDING,
@@ -76,7 +77,11 @@ def remember_message(
     if direction == "incoming":
         return 0  # WhatsApp sends statuses only for messages the business sent
     woken = {"status": EVENT_PENDING, "next_attempt_at": None}
-    waiting = {"integration": integration, "message_id": whatsapp_id, "status": EVENT_WAITING}
+    waiting: dict[str, Any] = {
+        "integration": integration,
+        "message_id": whatsapp_id,
+        "status": EVENT_WAITING,
+    }
     return update_where(RelayEvent, woken, **waiting)
 
 

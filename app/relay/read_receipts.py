@@ -22,7 +22,6 @@ so the next reply or typing tries again, a refusal keeps it (the same call would
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 import peewee
 
@@ -32,7 +31,6 @@ from app.integrations.http import shared_client
 from app.integrations.whatsapp.receipts import CloudReceipts, GatewayReceipts, ReadReceipts
 from app.relay.clients import provider_client
 from app.relay.messages import InboundMessage
-from app.store.db import database
 from app.store.models import (
     STATE_ACTIVE,
     ChatLink,
@@ -41,7 +39,7 @@ from app.store.models import (
     Instance,
     utcnow,
 )
-from app.store.prepared import get_where, insert_ignore, quoted
+from app.store.prepared import get_where, insert_ignore, update_where
 from app.store.redis_client import get_redis, redis_key
 
 __all__ = [
@@ -86,13 +84,11 @@ def remember_inbound(
         "last_inbound_sender": sender,
         "updated_at": utcnow(),
     }
-    fields = ChatReadState._meta.fields
-    params = [fields[name].db_value(value) for name, value in newest.items()]
-    params += [fields["integration"].db_value(integration), chat_key]
-    if message.timestamp is not None:  # else it is taken as the newest
-        params.append(message.timestamp)
-    sql = _remember_sql(database.param, database.quote, message.timestamp is not None)
-    if not database.execute_sql(sql, params).rowcount:
+    # without a timestamp it is taken as the newest; with one, never over a newer message
+    older = None if message.timestamp is None else ("last_inbound_at", message.timestamp)
+    if not update_where(
+        ChatReadState, newest, not_above=older, integration=integration, chat_key=chat_key
+    ):
         insert_ignore(
             ChatReadState,
             integration=integration,
@@ -101,25 +97,6 @@ def remember_inbound(
             last_inbound_at=message.timestamp,
             last_inbound_sender=sender,
         )
-
-
-@lru_cache(maxsize=8)
-def _remember_sql(param: str, quote: str, timed: bool) -> str:
-    """The update of the chat's last inbound message, built once per backend: it runs for
-    every customer message delivered (in the delivered batch's transaction), and peewee took
-    longer to build it than the database to run it. ``timed``: only over an older message."""
-    table = quoted(ChatReadState._meta.table_name, quote)
-
-    def column(name: str) -> str:
-        return quoted(ChatReadState._meta.fields[name].column_name, quote)
-
-    names = ("last_inbound_id", "last_inbound_at", "last_inbound_sender", "updated_at")
-    assignments = ", ".join(f"{column(name)} = {param}" for name in names)
-    where = f"{column('integration')} = {param} AND {column('chat_key')} = {param}"
-    if timed:
-        at = column("last_inbound_at")
-        where += f" AND ({at} IS NULL OR {at} <= {param})"
-    return f"UPDATE {table} SET {assignments} WHERE {where}"  # noqa: S608
 
 
 def mark_read_before_reply(integration: ChatwootIntegration, chat_key: str) -> None:

@@ -103,7 +103,6 @@ class GroupCommitter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Unit]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
         try:
             self._follow_database()
             with thread_connection():

@@ -55,12 +55,22 @@ def exists_where(model: type[peewee.Model], **equal: Any) -> bool:
     return database.execute_sql(sql, _values(model, equal)).fetchone() is not None
 
 
-def update_where(model: type[peewee.Model], values: Mapping[str, Any], **equal: Any) -> int:
+def update_where(
+    model: type[peewee.Model],
+    values: Mapping[str, Any],
+    *,
+    not_above: tuple[str, Any] | None = None,
+    **equal: Any,
+) -> int:
     """Set ``values`` (field name → plain value) on the rows of ``model`` whose fields equal
-    ``equal`` (``None`` matches NULL); how many rows changed."""
+    ``equal`` (``None`` matches NULL) and, with ``not_above=(field, value)``, whose ``field``
+    is NULL or at most ``value``; how many rows changed."""
     equal, nulls = _split_nulls(equal)
-    sql = _update_sql(model, tuple(values), tuple(equal), nulls, database.param, database.quote)
+    bound = not_above[0] if not_above is not None else None
+    sql = _update_sql(model, tuple(values), tuple(equal), nulls, bound, _backend())
     params = _values(model, values) + _values(model, equal)
+    if not_above is not None:
+        params += _values(model, dict([not_above]))
     changed: int = database.execute_sql(sql, params).rowcount
     return changed
 
@@ -72,7 +82,7 @@ def insert_ignore(model: type[peewee.Model], **values: Any) -> None:
     for field, default in model._meta.defaults.items():
         if field.name not in row:
             row[field.name] = default() if callable(default) else default
-    sql = _insert_sql(model, tuple(row), database.param, database.quote)
+    sql = _insert_sql(model, tuple(row), _backend())
     database.execute_sql(sql, _values(model, row))
 
 
@@ -105,11 +115,7 @@ def _column(model: type[peewee.Model], name: str, quote: str) -> str:
 
 
 def _conditions(
-    model: type[peewee.Model],
-    names: tuple[str, ...],
-    nulls: tuple[str, ...],
-    param: str,
-    quote: str,
+    model: type[peewee.Model], names: Names, nulls: Names, param: str, quote: str
 ) -> str:
     equal = [f"{_column(model, n, quote)} = {param}" for n in names]
     return " AND ".join(equal + [f"{_column(model, n, quote)} IS NULL" for n in nulls])
@@ -139,16 +145,26 @@ def _select_sql(
 
 @lru_cache(maxsize=128)
 def _update_sql(
-    model: type[peewee.Model], names: Names, equal: Names, nulls: Names, param: str, quote: str
+    model: type[peewee.Model],
+    names: Names,
+    equal: Names,
+    nulls: Names,
+    not_above: str | None,
+    backend: tuple[str, str],
 ) -> str:
+    param, quote = backend
     table = quoted(model._meta.table_name, quote)
     assignments = ", ".join(f"{_column(model, n, quote)} = {param}" for n in names)
     where = _conditions(model, equal, nulls, param, quote)
+    if not_above is not None:
+        bound = _column(model, not_above, quote)
+        where += f" AND ({bound} IS NULL OR {bound} <= {param})"
     return f"UPDATE {table} SET {assignments} WHERE {where}"  # noqa: S608
 
 
 @lru_cache(maxsize=128)
-def _insert_sql(model: type[peewee.Model], names: Names, param: str, quote: str) -> str:
+def _insert_sql(model: type[peewee.Model], names: Names, backend: tuple[str, str]) -> str:
+    param, quote = backend
     table = quoted(model._meta.table_name, quote)
     columns = ", ".join(_column(model, n, quote) for n in names)
     marks = ", ".join([param] * len(names))

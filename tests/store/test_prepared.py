@@ -89,3 +89,7 @@ def test_writes_and_reads_match_what_peewee_does(store_settings: Settings) -> No
         assert exists_where(MessageMap, integration=one, whatsapp_message_id="wamid.2")
         assert not exists_where(MessageMap, integration=one, whatsapp_message_id="wamid.3")
         assert not exists_where(MessageMap, integration=one, status=None)
+        bounded = {"status": "late"}
+        at_most_6, at_most_7 = ("chatwoot_message_id", 6), ("chatwoot_message_id", 7)
+        assert update_where(MessageMap, bounded, not_above=at_most_6, integration=one) == 0
+        assert update_where(MessageMap, bounded, not_above=at_most_7, integration=one) == 2

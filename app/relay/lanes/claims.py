@@ -139,7 +139,7 @@ def update_owned(row: RelayEvent, **fields: Any) -> None:
     """Write ``fields`` (plain values) on ``row`` only while this drain owns it; else
     :class:`ClaimLost`. Runs for every part sent: its SQL is built once
     (:func:`app.store.prepared.update_where`)."""
-    owned = {"id": row.id, "claim_token": row.claim_token, "status": EVENT_PENDING}
+    owned: dict[str, Any] = {"id": row.id, "claim_token": row.claim_token, "status": EVENT_PENDING}
     if update_where(RelayEvent, fields, **owned) == 0:
         raise ClaimLost(row.id)
 

@@ -195,7 +195,7 @@ class CountingRedis(redis.Redis):
 
 def test_a_fast_number_reserves_several_slots_per_redis_call() -> None:
     """At 1,000/s one call reserves 16 slots (20 ms) for this process; still one slot per
-    send, evenly spaced, none in the same instant."""
+    send: never more sends than the slots in the time they took."""
     assert local_batch(80) == 1 and local_batch(1000) == 16
     client = CountingRedis.from_url(os.environ["REDIS_URL"])
     CountingRedis.calls = 0
