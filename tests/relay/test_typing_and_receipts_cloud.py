@@ -28,6 +28,7 @@ from tests.relay.outbound_bridge import CUSTOMER, AgentSide, open_chat
 
 ACCESS_TOKEN = "EAAG-test-access-token"
 FIRST = "wamid.customer.hello"  # what open_chat's customer writes
+OTHER = "16505559876"  # a second customer of the same number
 READ_WITH_TYPING = whatsapp_cloud_dir() / "2026" / "requests" / "mark_read_with_typing.json"
 
 
@@ -88,6 +89,16 @@ def settle(seconds: float = 1.0) -> None:
     time.sleep(seconds)
 
 
+def other_chat(agent: AgentSide) -> AgentSide:
+    """The same agent in the conversation of :data:`OTHER`, who has written."""
+    [hello] = [m for m in agent.bridge.messages() if m["content"] == "Hi, a question"]
+    conversation = agent.chatwoot.conversations[hello["conversation_id"]]
+    assert int(conversation["display_id"]) != agent.conversation_id
+    return AgentSide(
+        agent.bridge, agent.account_id, agent.agent_token, int(conversation["display_id"])
+    )
+
+
 def read_state(agent: AgentSide) -> ChatReadState:
     with database.connection_context():
         found: ChatReadState = ChatReadState.get(
@@ -121,6 +132,32 @@ def test_typing_shows_read_and_typing_once_per_20_seconds(
     typing(agent)
     wait_until(lambda: len(graph.read_receipts) == 2, 10, "the next window's call")
     assert graph.read_receipts[1] == expected_read_with_typing(FIRST)
+
+
+def test_the_20_second_limit_is_per_chat(agent: AgentSide, graph: FakeGraph) -> None:
+    """Typing in chat A, then in chat B inside A's window: each customer gets its own
+    read+typing call on its own last message; typing in A again inside the window sends none."""
+    other_first = "wamid.other.hello"
+    agent.bridge.post(text_body(OTHER, other_first, "Hi, a question", name="Bo"))
+    agent.bridge.wait_for_events("delivered", 2)
+    other = other_chat(agent)
+    started = time.monotonic()
+
+    assert typing(agent).json()["queued"] is True
+    wait_until(lambda: len(graph.read_receipts) == 1, 10, "chat A's read+typing call")
+    assert typing(other).json()["queued"] is True
+    wait_until(lambda: len(graph.read_receipts) == 2, 10, "chat B's read+typing call")
+    assert graph.read_receipts == [
+        expected_read_with_typing(FIRST),
+        expected_read_with_typing(other_first),
+    ]
+
+    assert typing(agent, on=False).status_code == 200
+    assert typing(agent).status_code == 200
+    settle(2)
+    assert len(graph.read_receipts) == 2, "a second call in chat A inside its 20 s window"
+    assert time.monotonic() - started < 20, "too slow to prove anything about the window"
+    assert graph.sent == [], "typing sent a message"
 
 
 def test_typing_names_the_customers_latest_message(agent: AgentSide, graph: FakeGraph) -> None:

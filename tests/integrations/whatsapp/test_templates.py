@@ -3,6 +3,7 @@ usable ones, and building a template message's ``template`` object in Meta's sha
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 
@@ -29,6 +30,7 @@ from tests.fakes.graph import FakeGraph
 from tests.reference import DATA
 from tests.template_catalog import (
     COUPON,
+    HELLO,
     LEFT_OUT,
     ORDER_READY,
     USABLE,
@@ -183,6 +185,22 @@ def test_only_approved_sendable_templates_are_kept_in_metas_shape() -> None:
         "a LOCATION header",
         "a LIST component",
     ]
+
+
+def test_a_template_with_a_product_component_is_not_kept() -> None:
+    """Chatwoot's picker hides PRODUCT components; a product needs an ``action`` parameter the
+    picker cannot fill, so it is left out, and the usable template beside it is kept."""
+    product = {
+        "id": "2007",
+        "name": "featured_product",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "components": [{"type": "BODY", "text": "Have a look at this one"}, {"type": "PRODUCT"}],
+    }
+
+    assert usable_templates([product, copy.deepcopy(HELLO)]) == [as_chatwoot_stores(HELLO)]
+    assert why_unusable(product) == "a PRODUCT component"
 
 
 def test_a_template_listed_twice_is_kept_once() -> None:

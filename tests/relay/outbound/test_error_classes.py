@@ -32,7 +32,7 @@ import workers.relay
 from app.integrations.whatsapp.pacing import RedisPacer
 from app.store.db import database
 from app.store.models import RelayEvent, utcnow
-from tests.api.helpers import auth
+from tests.api.helpers import auth, set_body
 from tests.fakes.chatwoot import FakeChatwoot
 from tests.fakes.graph import FakeGraph, graph_error
 from tests.relay.bridge import (
@@ -319,17 +319,25 @@ def test_marketing_limit_gives_up_after_three_tries(agent: AgentSide, graph: Fak
 # ---- the integration turns error; replies held until resume ----------------------------------
 
 
+def hold_two_replies(
+    agent: AgentSide, graph: FakeGraph, status: int, code: int, title: str
+) -> tuple[int, int]:
+    """The first reply refused with an account-level ``code`` (the integration turns error),
+    a second sent by the agent meanwhile; both message ids, both held."""
+    graph.fail_recipient(CUSTOMER, status, graph_error(code, f"(#{code}) {title}"))
+    first = send(agent, "First answer")
+    wait_until(lambda: agent.bridge.integration().state == "error", 15, "integration error")
+    second = send(agent, "Second answer")  # arrives while the integration is in error
+    time.sleep(1.0)
+    return first, second
+
+
 @pytest.mark.parametrize(("status", "code", "title"), HELD, ids=[str(c) for _, c, _ in HELD])
 def test_account_codes_turn_the_integration_error_and_hold_replies_until_resume(
     agent: AgentSide, graph: FakeGraph, status: int, code: int, title: str
 ) -> None:
     bridge = agent.bridge
-    graph.fail_recipient(CUSTOMER, status, graph_error(code, f"(#{code}) {title}"))
-    first = send(agent, "First answer")
-
-    wait_until(lambda: bridge.integration().state == "error", 15, "integration error")
-    second = send(agent, "Second answer")  # arrives while the integration is in error
-    time.sleep(1.0)
+    first, second = hold_two_replies(agent, graph, status, code, title)
     listed = listing(bridge)
     assert listed["status"] == "error"
     assert f"{code}: {title}" in listed["last_error"]
@@ -355,6 +363,51 @@ def test_account_codes_turn_the_integration_error_and_hold_replies_until_resume(
     assert texts_to(graph, CUSTOMER) == ["First answer", "Second answer"]
     assert agent.ticks(first) == ["sent"]
     assert listing(bridge)["last_error"] == ""
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "title"),
+    [HELD[0], HELD[3]],
+    ids=[str(HELD[0][1]), str(HELD[3][1])],
+)
+def test_set_releases_the_replies_held_by_an_account_code_in_order_once(
+    agent: AgentSide, graph: FakeGraph, status: int, code: int, title: str
+) -> None:
+    """``set`` with the integration's own settings (not ``resume``) makes it active again, and
+    the replies held meanwhile go out at once, in order, each once, none marked failed."""
+    bridge = agent.bridge
+    first, second = hold_two_replies(agent, graph, status, code, title)
+    held = listing(bridge)
+    assert held["status"] == "error" and f"{code}: {title}" in held["last_error"]
+    assert held["relay"]["pending"] == 2 and graph.sent == []
+
+    response = bridge.client.post(
+        f"/api/chatwoot/set/{bridge.instance}",
+        json=set_body(
+            bridge.chatwoot,
+            agent.account_id,
+            held["chatwoot_api_token"],
+            inboxName="WhatsApp",
+            signMessages=False,
+            markRead=False,
+        ),
+        headers=auth(bridge.account_token),
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "active"
+    # released by set itself: before the recovery sweep could find them (10 s idle at least)
+    released_within = workers.relay.SWEEP_IDLE_SECONDS / 2
+    wait_until(lambda: len(graph.sent) == 2, released_within, "the held replies sent")
+    agent.wait_status(first, "sent")
+    agent.wait_status(second, "sent")
+    wait_until(lambda: listing(bridge)["relay"]["pending"] == 0, 10, "nothing pending")
+    time.sleep(0.5)  # room for a second send, which must not come
+    assert texts_to(graph, CUSTOMER) == ["First answer", "Second answer"]
+    assert [c.status for c in message_calls(graph, CUSTOMER)] == [status, 200, 200]
+    assert agent.ticks(first) == ["sent"] and agent.ticks(second) == ["sent"]
+    listed = listing(bridge)
+    assert (listed["status"], listed["last_error"], listed["relay"]["failed"]) == ("active", "", 0)
 
 
 # ---- pacing in the relay ---------------------------------------------------------------------
