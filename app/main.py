@@ -23,6 +23,7 @@ from app.api import (
 from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from app.api.intake_writer import stop_writer, writer_of
 from app.api.middleware import AccessLog, CatchUnexpected, ChatwootModuleGate, RateLimiter
+from app.api.webhook_lane import WebhookFirstApp
 from app.config import Settings, get_settings, use_settings
 from app.logs import configure_logging
 from app.store import init_store
@@ -47,9 +48,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stop_writer(app)
             await redis.aclose()
 
-    app = Starlette(
+    app = WebhookFirstApp(
         routes=[
-            # the webhooks first: Starlette tries routes in order, and they take the load
+            # the webhooks first: Starlette tries routes in order (their POSTs take the
+            # webhook lane before the middleware, see app.api.webhook_lane)
             *webhooks.routes,
             *chatwoot_webhook.routes,
             *ops.routes,

@@ -38,32 +38,42 @@ V = TypeVar("V")
 
 
 class VersionReader:
-    """The config version token, one Redis ``GET`` in flight at a time for all requests."""
+    """The config version token, one Redis ``GET`` in flight at a time for all requests.
+
+    Each request waits on a future of its own (a client that goes away cancels only its
+    own); every request that asked while a ``GET`` was in flight is answered by the next one.
+    """
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._next: asyncio.Future[str | None] | None = None
+        self._waiting: list[asyncio.Future[str | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._healthy = True
 
     async def token(self) -> str | None:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests): start afresh
-            self._loop, self._next, self._task = loop, None, None
-        if self._next is None:
-            self._next = loop.create_future()
-        waiting = self._next
+            self._loop, self._waiting, self._task = loop, [], None
+        mine: asyncio.Future[str | None] = loop.create_future()
+        self._waiting.append(mine)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
-        return await asyncio.shield(waiting)
+        return await mine
 
     async def _run(self) -> None:
-        while self._next is not None:
-            waiting, self._next = self._next, None
-            value = await self._read()
-            if not waiting.done():
-                waiting.set_result(value)
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            try:
+                value = await self._read()
+            except BaseException as exc:  # a bug or shutdown: no request waits forever
+                for future in waiting:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
+            for future in waiting:
+                if not future.done():
+                    future.set_result(value)
 
     async def _read(self) -> str | None:
         key = config_version_key()
