@@ -25,6 +25,7 @@ from app.api.intake_writer import stop_writer, writer_of
 from app.api.middleware import AccessLog, CatchUnexpected, ChatwootModuleGate, RateLimiter
 from app.api.webhook_lane import WebhookFirstApp
 from app.config import Settings, get_settings, use_settings
+from app.heap import freeze_startup_heap
 from app.logs import configure_logging
 from app.store import init_store
 
@@ -87,4 +88,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 def asgi_app() -> Starlette:
     """Factory for ``uvicorn --factory app.main:asgi_app`` (reads the environment)."""
     configure_logging()
-    return create_app()
+    app = create_app()
+    freeze_startup_heap()  # the process's heap from here on is never walked by the collector
+    return app

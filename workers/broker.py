@@ -10,17 +10,20 @@ from dramatiq.middleware import CurrentMessage, Middleware
 
 from app import jobs
 from app.config import Settings, get_settings
+from app.heap import freeze_startup_heap
 from app.store import init_store
 
 logger = logging.getLogger(__name__)
 
 
 class StoreSetup(Middleware):
-    """Opens the database and the cipher in every worker process once it has booted."""
+    """Opens the database and the cipher in every worker process once it has booted, then
+    freezes the process's startup heap (see :mod:`app.heap`)."""
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         init_store(get_settings())
-        logger.info("worker process ready")
+        frozen = freeze_startup_heap()
+        logger.info("worker process ready (%d startup objects frozen)", frozen)
 
 
 def build_broker(settings: Settings) -> RedisBroker:

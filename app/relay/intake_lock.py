@@ -59,8 +59,33 @@ def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) ->
     """One multi-row ``INSERT`` per chunk of ``rows`` (column name -> value), the model's
     Python-side defaults filled in once. Built by hand: peewee's query builder costs more
     per row than the database does (a measured ~10x)."""
+    _insert(model, rows, "")
+
+
+def insert_new_rows(
+    model: type[peewee.Model],
+    rows: Sequence[Mapping[str, Any]],
+    unique: Sequence[peewee.Field],
+    returning: peewee.Field,
+) -> set[Any]:
+    """As :func:`insert_rows`, but a row whose ``unique`` columns (a unique index of
+    ``model``) equal a stored row's is skipped (``ON CONFLICT … DO NOTHING``); returns the
+    ``returning`` column's values (as the database returns them) of the rows inserted.
+
+    The database's unique index decides what is new, in the same statement that writes it:
+    no separate read of the stored keys, whose ``IN`` list a PostgreSQL planner with stale
+    statistics (a table that grew quickly) answered by scanning the integration's every event
+    (measured 4.5 ms per batch at 20,000 events, 0.1 ms through the index).
+    """
+    targets = ", ".join(quoted(field.column_name) for field in unique)
+    tail = f" ON CONFLICT ({targets}) DO NOTHING RETURNING {quoted(returning.column_name)}"
+    return {value for (value,) in _insert(model, rows, tail)}
+
+
+def _insert(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]], tail: str) -> list[Any]:
+    """Every chunk's ``INSERT … VALUES …`` followed by ``tail``; the rows it returned."""
     if not rows:
-        return
+        return []
     defaults = {
         field.column_name: field.db_value(value() if callable(value) else value)
         for field, value in model._meta.defaults.items()
@@ -70,12 +95,16 @@ def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) ->
     table = quoted(model._meta.table_name)
     values_sql = "(" + ", ".join([database.param] * len(columns)) + ")"
     head = f"INSERT INTO {table} ({names}) VALUES "  # noqa: S608 (names from the model only)
+    returned: list[Any] = []
     for start in range(0, len(rows), ROWS_PER_INSERT):
         chunk = rows[start : start + ROWS_PER_INSERT]
         params: list[Any] = []
         for row in chunk:
             params.extend(row[c] if c in row else defaults[c] for c in columns)
-        database.execute_sql(head + ", ".join([values_sql] * len(chunk)), params)
+        cursor = database.execute_sql(head + ", ".join([values_sql] * len(chunk)) + tail, params)
+        if tail:
+            returned.extend(cursor.fetchall())
+    return returned
 
 
 def select_where_in(

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from app.relay.inbound.intake import _identifiers, _kind, _oldest_lane, store_inbound
 from app.relay.intake_lock import (
     ROWS_PER_INSERT,
-    insert_rows,
+    insert_new_rows,
     load_integrations,
     lock_integrations,
     select_where_in,
@@ -31,6 +31,7 @@ from app.store.db import database
 from app.store.models import DIRECTION_INBOUND, ChatAlias, ChatwootIntegration, RelayEvent
 
 KEYS_PER_SELECT = 500
+NATURAL_KEY = (RelayEvent.integration, RelayEvent.direction, RelayEvent.natural_key)
 
 logger = logging.getLogger(__name__)
 
@@ -125,42 +126,39 @@ class _IntegrationBatch:
         self.integration = integration
         self.lanes: dict[str, str] = {}  # identifier -> chat_key, stored or new in this batch
         self.new_aliases: list[dict[Any, Any]] = []
-        self.known_keys: set[str] = set()
+        self.batch_keys: set[str] = set()
         self.rows: list[dict[str, Any]] = []
 
     def store(self, work: list[tuple[InboundOutcome, InboundRequest]]) -> int:
+        """Store the events not stored yet (the unique natural key decides, in the insert),
+        each in its lane; every request's outcome names the lanes of what it stored."""
         wanted = set(map(id, relayed(self.integration, [e for _, r in work for e in r.events])))
-        self._read_known([e for _, r in work for e in r.events if id(e) in wanted])
+        self._read_lanes([e for _, r in work for e in r.events if id(e) in wanted])
+        written: list[tuple[InboundOutcome, str, str]] = []  # outcome, natural key, lane
         for outcome, request in work:
             for event, payload in zip(request.events, request.payloads, strict=True):
                 if id(event) not in wanted:
                     continue
                 chat_key = self._lane_of(event)
-                if event.natural_key not in self.known_keys:
-                    self.known_keys.add(event.natural_key)
+                if event.natural_key not in self.batch_keys:  # a redelivery in this batch
+                    self.batch_keys.add(event.natural_key)
                     self.rows.append(self._row(event, chat_key, payload))
-                    outcome.add(chat_key)
+                    written.append((outcome, event.natural_key, chat_key))
         self._flush_aliases()
-        insert_rows(RelayEvent, self.rows)
-        return len(self.rows)
+        new = insert_new_rows(RelayEvent, self.rows, NATURAL_KEY, RelayEvent.natural_key)
+        for outcome, natural_key, chat_key in written:
+            if natural_key in new:
+                outcome.add(chat_key)
+        return len(new)
 
-    def _read_known(self, events: list[Event]) -> None:
+    def _read_lanes(self, events: list[Event]) -> None:
+        """The stored lanes of every identifier these events name."""
         identifiers = list(dict.fromkeys(i for e in events for i in _identifiers(e)))
-        keys = list(dict.fromkeys(e.natural_key for e in events))
         integration: tuple[Any, Any] = (ChatAlias.integration, self.integration.id)
         for part in chunks(identifiers, KEYS_PER_SELECT):
             columns = (ChatAlias.identifier, ChatAlias.chat_key)
             found = select_where_in(ChatAlias, columns, [integration], ChatAlias.identifier, part)
             self.lanes.update((str(identifier), str(key)) for identifier, key in found)
-        inbound: list[tuple[Any, Any]] = [
-            (RelayEvent.integration, self.integration.id),
-            (RelayEvent.direction, DIRECTION_INBOUND),
-        ]
-        for part in chunks(keys, KEYS_PER_SELECT):
-            stored = select_where_in(
-                RelayEvent, (RelayEvent.natural_key,), inbound, RelayEvent.natural_key, part
-            )
-            self.known_keys.update(str(key) for (key,) in stored)
 
     def _lane_of(self, event: Event) -> str:
         """As :func:`app.relay.inbound.intake._chat_key`, and records the new aliases."""

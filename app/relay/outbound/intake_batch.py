@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from app.relay.intake_lock import insert_rows, load_integrations, lock_integrations
+from app.relay.intake_lock import insert_new_rows, load_integrations, lock_integrations
 from app.relay.lanes.drain import deliverable
 from app.relay.outbound.chatwoot_webhook import AgentReply, ConversationStatusChanged
 from app.relay.outbound.intake import record_conversation_status, store_reply
@@ -26,6 +26,7 @@ from app.store.db import database
 from app.store.models import DIRECTION_OUTBOUND, ChatwootIntegration, MessageMap, RelayEvent
 
 KEYS_PER_SELECT = 500
+NATURAL_KEY = (RelayEvent.integration, RelayEvent.direction, RelayEvent.natural_key)
 
 
 @dataclass(frozen=True)
@@ -90,19 +91,20 @@ def store_outbound_alone(request: OutboundRequest) -> OutboundOutcome:
 
 
 def _store_replies(integration_id: str, work: list[tuple[OutboundOutcome, AgentReply]]) -> int:
+    """Store the replies not stored yet (the unique natural key decides, in the insert) and
+    not our own messages echoed back; each request's outcome says whether it stored one."""
     message_ids = list(dict.fromkeys(reply.chatwoot_message_id for _, reply in work))
-    keys = list(dict.fromkeys(reply.natural_key for _, reply in work))
     ours: set[object] = set()
-    known: set[str] = set()
-    for start in range(0, max(len(keys), len(message_ids)), KEYS_PER_SELECT):
+    for start in range(0, len(message_ids), KEYS_PER_SELECT):
         ours.update(_ours(integration_id, message_ids[start : start + KEYS_PER_SELECT]))
-        known.update(_known(integration_id, keys[start : start + KEYS_PER_SELECT]))
     rows: list[dict[str, Any]] = []
+    written: list[tuple[OutboundOutcome, str]] = []
+    batch_keys: set[str] = set()
     for outcome, reply in work:
-        if reply.chatwoot_message_id in ours or reply.natural_key in known:
+        if reply.chatwoot_message_id in ours or reply.natural_key in batch_keys:
             continue
-        known.add(reply.natural_key)
-        outcome.stored = True
+        batch_keys.add(reply.natural_key)
+        written.append((outcome, reply.natural_key))
         rows.append(
             {
                 "integration_id": integration_id,
@@ -113,8 +115,10 @@ def _store_replies(integration_id: str, work: list[tuple[OutboundOutcome, AgentR
                 "payload": reply.to_json(),
             }
         )
-    insert_rows(RelayEvent, rows)
-    return len(rows)
+    new = insert_new_rows(RelayEvent, rows, NATURAL_KEY, RelayEvent.natural_key)
+    for outcome, natural_key in written:
+        outcome.stored = natural_key in new
+    return len(new)
 
 
 def _ours(integration_id: str, message_ids: list[Any]) -> Iterable[object]:
@@ -124,14 +128,3 @@ def _ours(integration_id: str, message_ids: list[Any]) -> Iterable[object]:
         (MessageMap.integration == integration_id) & MessageMap.chatwoot_message_id.in_(message_ids)
     )
     return [value for (value,) in cast("Iterable[tuple[object]]", query.tuples())]
-
-
-def _known(integration_id: str, keys: list[str]) -> Iterable[str]:
-    if not keys:
-        return []
-    query = RelayEvent.select(RelayEvent.natural_key).where(
-        (RelayEvent.integration == integration_id)
-        & (RelayEvent.direction == DIRECTION_OUTBOUND)
-        & RelayEvent.natural_key.in_(keys)
-    )
-    return [str(key) for (key,) in cast("Iterable[tuple[str]]", query.tuples())]
