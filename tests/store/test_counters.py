@@ -13,10 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.management.accounts import create_account
-from app.management.instances import CloudSettings, NewInstance, create_instance
-from app.management.integrations import relay_counters, save_request
-from app.management.provisioning import IntegrationRequest
+from app.management.integrations import relay_counters
 from app.store import migrate
 from app.store.counters import (
     as_mapping,
@@ -27,6 +24,7 @@ from app.store.counters import (
 )
 from app.store.db import database
 from app.store.models import ChatwootIntegration, RelayCounter, RelayEvent
+from tests.store.rows import integration_named
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_WRITER = 40
@@ -38,19 +36,8 @@ def db(store_settings: Settings) -> Iterator[Settings]:
         yield store_settings
 
 
-def _integration(name: str) -> ChatwootIntegration:
-    account, _ = create_account(f"Acct {name}")
-    cloud = CloudSettings(phone_number_id="1", access_token="t", app_secret="s")
-    instance = create_instance(account, NewInstance(name=name, provider="cloud", cloud=cloud))
-    request = IntegrationRequest(
-        base_url="https://cw.example.com", account_id=1, api_token="tok", inbox_name=name
-    )
-    integration, _ = save_request(instance.instance, request)
-    return integration
-
-
 def test_deltas_add_up_per_key(db: Settings) -> None:
-    one, two = _integration("one"), _integration("two")
+    one, two = integration_named("one"), integration_named("two")
     with database.atomic():
         bump_counters(
             [
@@ -78,7 +65,7 @@ def test_deltas_add_up_per_key(db: Settings) -> None:
 
 
 def test_unknown_outcome_or_direction_is_refused(db: Settings) -> None:
-    one = _integration("one")
+    one = integration_named("one")
     with pytest.raises(ValueError, match="outcome"):
         bump_counters([(one.id, "inbound", "delivered", 1)])
     with pytest.raises(ValueError, match="direction"):
@@ -86,7 +73,7 @@ def test_unknown_outcome_or_direction_is_refused(db: Settings) -> None:
 
 
 def test_a_rolled_back_transaction_counts_nothing(db: Settings) -> None:
-    one = _integration("one")
+    one = integration_named("one")
     with pytest.raises(RuntimeError), database.atomic():
         bump_counters([(one.id, "inbound", "received", 7)])
         raise RuntimeError("the change being counted failed")
@@ -124,7 +111,7 @@ def _bump_in_thread(integration_id: str) -> None:
 
 def test_counts_are_exact_across_processes(db: Settings) -> None:
     """Two other processes and a thread of this one bump the same rows at the same time."""
-    one = _integration("one")
+    one = integration_named("one")
     env = {**os.environ, "DATABASE_URL": db.database_url}
     writers = [
         subprocess.Popen(
@@ -159,8 +146,8 @@ def test_migrate_backfills_counters_of_stored_events_once(db: Settings) -> None:
     """A deployment that predates the counters keeps its figures (and only once)."""
     import datetime as dt
 
-    one = _integration("one")
-    idle = _integration("idle")
+    one = integration_named("one")
+    idle = integration_named("idle")
     last = dt.datetime(2026, 4, 21, 8, 0, 1)
     _stored(one, "d1", status="delivered", attempts=1, delivered_at=last - dt.timedelta(hours=1))
     _stored(one, "d2", status="delivered", attempts=3, delivered_at=last)
@@ -184,7 +171,7 @@ def test_migrate_backfills_counters_of_stored_events_once(db: Settings) -> None:
 
 
 def test_deleting_an_integration_deletes_its_counters(db: Settings) -> None:
-    one = _integration("one")
+    one = integration_named("one")
     with database.atomic():
         bump_counters([(one.id, "inbound", "received", 1)])
     one.instance.delete_instance(recursive=True)

@@ -7,29 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from app.config import Settings
-from app.management.accounts import create_account
 from app.relay.intake_lock import ROWS_PER_INSERT, insert_new_rows
 from app.store.db import database
-from app.store.models import ChatwootIntegration, Instance, RelayEvent
+from app.store.models import RelayEvent
+from tests.store.rows import integration_named
 
 NATURAL_KEY = (RelayEvent.integration, RelayEvent.direction, RelayEvent.natural_key)
-
-
-def _integration() -> str:
-    account, _ = create_account("Acme")
-    instance = Instance.create(
-        id="ins_1", account=account, name="acme", token_hash="a" * 64, provider="cloud"
-    )
-    ChatwootIntegration.create(
-        id="int_1",
-        instance=instance,
-        chatwoot_base_url="https://cw.example.com",
-        chatwoot_account_id=1,
-        chatwoot_api_token="t",
-        chatwoot_inbox_name="Inbox",
-        webhook_secret="s",
-    )
-    return "int_1"
 
 
 def _row(integration_id: str, key: str, payload: str, direction: str = "inbound") -> Any:
@@ -51,7 +34,7 @@ def test_stored_rows_are_skipped_untouched_and_only_new_ones_reported(
     store_settings: Settings,
 ) -> None:
     with database.connection_context(), database.atomic():
-        integration = _integration()
+        integration = integration_named("acme").id
         first = [_row(integration, f"msg:{i}", "first") for i in range(3)]
         assert insert_new_rows(RelayEvent, first, NATURAL_KEY, RelayEvent.natural_key) == {
             "msg:0",
@@ -76,7 +59,7 @@ def test_stored_rows_are_skipped_untouched_and_only_new_ones_reported(
 
 def test_the_same_key_in_the_other_direction_is_new(store_settings: Settings) -> None:
     with database.connection_context(), database.atomic():
-        integration = _integration()
+        integration = integration_named("acme").id
         insert_new_rows(
             RelayEvent, [_row(integration, "k", "in")], NATURAL_KEY, RelayEvent.natural_key
         )
@@ -91,7 +74,7 @@ def test_every_chunk_reports_its_new_rows_and_a_key_twice_is_written_once(
 ) -> None:
     count = ROWS_PER_INSERT * 2 + 7
     with database.connection_context(), database.atomic():
-        integration = _integration()
+        integration = integration_named("acme").id
         rows = [_row(integration, f"msg:{i}", f"p{i}") for i in range(count)]
         rows.append(_row(integration, "msg:5", "a second copy in the same call"))
 
