@@ -54,6 +54,9 @@ class IngestFigures:
     web_cpu: list[float] = field(default_factory=list)
     bare_cpu: list[float] = field(default_factory=list)
     worker_cpu: list[float] = field(default_factory=list)
+    # the same load with the worker process stopped during the run (the web process alone)
+    alone: list[WrkResult] = field(default_factory=list)
+    alone_cpu: list[float] = field(default_factory=list)
 
 
 def _run_measuring_cpu(
@@ -73,6 +76,12 @@ def parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--chats", type=int, default=200)
     parser.add_argument("--bodies", type=int, default=0, help="per run (default 12,000/s)")
+    parser.add_argument(
+        "--no-web-alone",
+        dest="web_alone",
+        action="store_false",
+        help="skip the runs with the worker process stopped meanwhile",
+    )
     return parser
 
 
@@ -84,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         with BenchStack(Path(tmp)) as stack, bare_starlette(Path(tmp)) as bare:
             bridge = wire(stack)
             figures = measure(stack, bridge, bare, args)
+            if args.web_alone:
+                measure_alone(stack, bridge, args, figures)
         report(figures, args, url)
         return 1 if FAILED_CHECKS else 0
 
@@ -118,6 +129,32 @@ def measure(
         wait_drained(bridge.integration_id)
     check_delivered(stack, bridge.integration_id, tags)
     return figures
+
+
+def measure_alone(
+    stack: BenchStack, bridge: Bridge, args: argparse.Namespace, figures: IngestFigures
+) -> None:
+    """The web process alone: the same runs with the worker process stopped meanwhile (on two
+    cores the relay otherwise takes one from the web), then started again to deliver what
+    they stored, and checked like the others."""
+    workdir, bodies = stack.workdir, args.bodies or int(args.seconds * 12_000)
+    load = {"connections": args.connections, "seconds": args.seconds}
+    assert stack.web is not None
+    tags = [f"a{run}" for run in range(args.runs)]
+    stack.stop_worker()
+    try:
+        for tag in tags:
+            requests_file = workdir / "alone.requests"
+            write_requests(requests_file, cloud_requests(bridge.instance, tag, bodies, args.chats))
+            web_pid = stack.web.popen.pid
+            result, cpu = _run_measuring_cpu(web_pid, stack.base_url, requests_file, load)
+            figures.alone.append(result)
+            figures.alone_cpu.append(cpu)
+            check_stored(bridge.integration_id, tag, result)
+    finally:
+        stack.start_worker()
+    wait_drained(bridge.integration_id)
+    check_delivered(stack, bridge.integration_id, tags)
 
 
 def wait_drained(integration_id: str) -> None:
@@ -225,6 +262,13 @@ def report(figures: IngestFigures, args: argparse.Namespace, database_url: str) 
     row("worker CPU us per request", f"{worker_cpu:9.0f}", "(relaying meanwhile)")
     web, worker = figures.rss
     row("RSS web / worker MB", f"{web:6.0f} / {worker:.0f}")
+    if figures.alone:
+        alone = med("rate", figures.alone)
+        baseline = f"bare Starlette {bare_rate:9.0f}"
+        row("web alone: req/s", f"{alone:9.0f}", baseline, alone / bare_rate)
+        p50, p99 = med("p50_ms", figures.alone), med("p99_ms", figures.alone)
+        row("web alone: p50 / p99 ms", f"{p50:5.1f} / {p99:.1f}", "(worker stopped meanwhile)")
+        row("web alone: CPU us per request", f"{median(figures.alone_cpu) * 1e6:9.0f}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def test_ingest_prints_its_table_beside_bare_starlette() -> None:
     out = run_benchmark("bench.ingest", *TINY)
     assert "ingest, sqlite" in out
     assert "bare Starlette" in out and "RSS web / worker MB" in out
+    assert "web alone: req/s" in out  # the runs with the worker process stopped meanwhile
     assert "delivered once, per-chat order" in out and "0 lost, 0 twice, 0 out of order" in out
 
 
