@@ -29,9 +29,7 @@ MIN_LITERAL = 6  # f"{a}: {b}" matches any text; a message needs some words of i
 
 def _doc_routes() -> set[tuple[str, str]]:
     text = API_DOC.read_text(encoding="utf-8")
-    return {
-        (method, re.sub(r":(\w+)", r"{\1}", path)) for method, path in ROUTE_ROW.findall(text)
-    }
+    return {(method, re.sub(r":(\w+)", r"{\1}", path)) for method, path in ROUTE_ROW.findall(text)}
 
 
 def _app_routes(settings: Settings) -> set[tuple[str, str]]:

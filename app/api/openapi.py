@@ -215,4 +215,3 @@ def build_document() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """A copy of the document that callers may change."""
     return copy.deepcopy(build_document())
-

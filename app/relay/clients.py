@@ -29,6 +29,7 @@ FileFetcher = Callable[[str], File]  # an agent's attachment's bytes, from its C
 C = TypeVar("C")
 G = TypeVar("G")
 
+
 def client_for(
     integration: ChatwootIntegration, settings: Settings, attempts: int | None = None
 ) -> ChatwootClient:
