@@ -66,11 +66,15 @@ class VersionReader:
             waiting, self._waiting = self._waiting, []
             try:
                 value = await self._read()
-            except BaseException as exc:  # a bug or shutdown: no request waits forever
+            except asyncio.CancelledError:  # the loop is shutting down
+                for future in waiting:
+                    future.cancel()
+                raise
+            except Exception as exc:  # a bug: each waiting request fails with it, none hangs
                 for future in waiting:
                     if not future.done():
                         future.set_exception(exc)
-                raise
+                continue
             for future in waiting:
                 if not future.done():
                     future.set_result(value)

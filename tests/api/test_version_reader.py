@@ -114,6 +114,35 @@ def test_an_empty_redis_starts_a_version_and_later_requests_read_it(settings: Se
     assert stored is not None and second == stored.decode()
 
 
+class BrokenRedis(CountingRedis):
+    """Answers its first GET with an error no Redis client raises (a bug on our side)."""
+
+    async def get(self, name: Any) -> Any:
+        self.gets += 1
+        if self.gets == 1:
+            raise ValueError("unexpected")
+        return await super().get(name)
+
+
+def test_an_unexpected_error_fails_the_waiting_requests_and_the_next_ones_read_again(
+    settings: Settings,
+) -> None:
+    async def scenario() -> tuple[list[BaseException | str | None], str | None]:
+        redis = BrokenRedis(connection_pool=aioredis.ConnectionPool.from_url(REDIS_URL))
+        await redis.set(config_version_key(), "v9")
+        reader = VersionReader(redis)
+        both = asyncio.gather(reader.token(), reader.token(), return_exceptions=True)
+        first = await asyncio.wait_for(both, 5)  # not hanging is the point
+        later = await asyncio.wait_for(reader.token(), 5)
+        await redis.aclose()
+        return list(first), later
+
+    first, later = asyncio.run(scenario())
+
+    assert [type(outcome) for outcome in first] == [ValueError, ValueError]
+    assert later == "v9"
+
+
 def test_redis_unreachable_answers_no_version(settings: Settings) -> None:
     async def scenario() -> str | None:
         redis = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
