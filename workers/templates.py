@@ -86,22 +86,30 @@ class TemplateScheduler(Middleware):
     """Every 5 minutes, each worker process asks whether the 3-hourly template sync is due
     (:func:`schedule_if_due`); one of them enqueues it."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        first_check: float = SCHEDULE_FIRST_CHECK_SECONDS,
+        every: float = SCHEDULE_CHECK_SECONDS,
+    ) -> None:
+        self.first_check = first_check
+        self.every = every
+        self.thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop = stop = threading.Event()
-        threading.Thread(
+        self.thread = threading.Thread(
             target=self._run, args=(stop,), name="template-scheduler", daemon=True
-        ).start()
+        )
+        self.thread.start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop.set()
 
     def _run(self, stop: threading.Event) -> None:
-        wait = SCHEDULE_FIRST_CHECK_SECONDS
+        wait = self.first_check
         while not stop.wait(wait):
-            wait = SCHEDULE_CHECK_SECONDS
+            wait = self.every
             try:
                 schedule_if_due()
             except Exception:  # checked again at the next round; the failure is logged

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import dramatiq
 import pytest
 from dramatiq import Worker
 from starlette.testclient import TestClient
@@ -24,7 +25,7 @@ from tests.relay.bridge import (
     wait_until,
 )
 from tests.template_catalog import WABA_ID, all_templates
-from workers.templates import schedule_if_due
+from workers.templates import TemplateScheduler, schedule_if_due
 
 DONE = ("templates", "schedule", "done")
 LOCK = ("templates", "schedule", "lock")
@@ -104,3 +105,25 @@ def test_a_process_holding_the_lock_keeps_the_others_out(settings: Settings) -> 
 
     assert schedule_if_due() == 0  # nothing to sync in an empty store; now done
     assert client.exists(redis_key(*DONE))
+
+
+def test_the_scheduler_thread_asks_after_boot_and_every_round_and_stops_with_the_worker(
+    worker: Worker,
+) -> None:
+    """The thread each worker process runs: its first check after ``first_check``, then one
+    every ``every``, gone at shutdown."""
+    client = get_redis()
+    client.delete(redis_key(*DONE))
+    scheduler = TemplateScheduler(first_check=0.05, every=0.05)
+    broker = dramatiq.get_broker()
+
+    scheduler.after_worker_boot(broker, worker)
+    try:
+        wait_until(lambda: bool(client.exists(redis_key(*DONE))), 10, "the first check")
+        client.delete(redis_key(*DONE))
+        wait_until(lambda: bool(client.exists(redis_key(*DONE))), 10, "a later round")
+    finally:
+        scheduler.before_worker_shutdown(broker, worker)
+    assert scheduler.thread is not None
+    scheduler.thread.join(5)
+    assert not scheduler.thread.is_alive()
