@@ -18,7 +18,7 @@ from typing import Any
 import peewee
 
 from app.store.db import database
-from app.store.models import ChatwootIntegration
+from app.store.models import EVENT_NATURAL_KEY, ChatwootIntegration, RelayEvent
 from app.store.prepared import quoted
 
 ROWS_PER_INSERT = 100  # x ~20 columns: well under SQLite's bound-parameter limit
@@ -59,7 +59,7 @@ def insert_rows(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]]) ->
     """One multi-row ``INSERT`` per chunk of ``rows`` (column name -> value), the model's
     Python-side defaults filled in once. Built by hand: peewee's query builder costs more
     per row than the database does (a measured ~10x)."""
-    _insert(model, rows, "")
+    _insert(model, rows, "", fetch=False)
 
 
 def insert_new_rows(
@@ -79,11 +79,21 @@ def insert_new_rows(
     """
     targets = ", ".join(quoted(field.column_name) for field in unique)
     tail = f" ON CONFLICT ({targets}) DO NOTHING RETURNING {quoted(returning.column_name)}"
-    return {value for (value,) in _insert(model, rows, tail)}
+    return {value for (value,) in _insert(model, rows, tail, fetch=True)}
 
 
-def _insert(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]], tail: str) -> list[Any]:
-    """Every chunk's ``INSERT … VALUES …`` followed by ``tail``; the rows it returned."""
+def insert_new_events(rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """:func:`insert_new_rows` of relay events, new by their natural key: the natural keys of
+    the events inserted."""
+    unique = [RelayEvent._meta.fields[name] for name in EVENT_NATURAL_KEY]
+    return insert_new_rows(RelayEvent, rows, unique, RelayEvent.natural_key)
+
+
+def _insert(
+    model: type[peewee.Model], rows: Sequence[Mapping[str, Any]], tail: str, fetch: bool
+) -> list[Any]:
+    """Every chunk's ``INSERT … VALUES …`` followed by ``tail``; with ``fetch``, the rows its
+    ``RETURNING`` clause returned."""
     if not rows:
         return []
     defaults = {
@@ -102,7 +112,7 @@ def _insert(model: type[peewee.Model], rows: Sequence[Mapping[str, Any]], tail: 
         for row in chunk:
             params.extend(row[c] if c in row else defaults[c] for c in columns)
         cursor = database.execute_sql(head + ", ".join([values_sql] * len(chunk)) + tail, params)
-        if tail:
+        if fetch:
             returned.extend(cursor.fetchall())
     return returned
 

@@ -180,6 +180,9 @@ DIRECTION_INBOUND = "inbound"  # WhatsApp -> Chatwoot
 DIRECTION_OUTBOUND = "outbound"  # Chatwoot -> WhatsApp
 
 
+EVENT_NATURAL_KEY = ("integration", "direction", "natural_key")  # RelayEvent's unique index
+
+
 class RelayEvent(BaseModel):
     """One event to relay, stored before its webhook is acknowledged.
 
@@ -215,7 +218,7 @@ class RelayEvent(BaseModel):
 
     class Meta:
         indexes = (
-            (("integration", "direction", "natural_key"), True),
+            (EVENT_NATURAL_KEY, True),
             (("integration", "status", "chat_key", "id"), False),
             (("integration", "status", "id"), False),  # failed events by page, oldest pending
             (("integration", "message_id"), False),

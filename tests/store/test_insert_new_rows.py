@@ -1,18 +1,16 @@
-"""``insert_new_rows`` (app/relay/intake_lock.py): the intake's insert that lets the unique
-index decide what is new — stored rows are skipped untouched, and exactly the rows written
-are reported, on both databases."""
+"""``insert_new_events`` (app/relay/intake_lock.py, on ``insert_new_rows``): the intake's
+insert that lets the unique index decide what is new — stored rows are skipped untouched,
+and exactly the rows written are reported, on both databases."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.config import Settings
-from app.relay.intake_lock import ROWS_PER_INSERT, insert_new_rows
+from app.relay.intake_lock import ROWS_PER_INSERT, insert_new_events
 from app.store.db import database
 from app.store.models import RelayEvent
 from tests.store.rows import integration_named
-
-NATURAL_KEY = (RelayEvent.integration, RelayEvent.direction, RelayEvent.natural_key)
 
 
 def _row(integration_id: str, key: str, payload: str, direction: str = "inbound") -> Any:
@@ -36,14 +34,14 @@ def test_stored_rows_are_skipped_untouched_and_only_new_ones_reported(
     with database.connection_context(), database.atomic():
         integration = integration_named("acme").id
         first = [_row(integration, f"msg:{i}", "first") for i in range(3)]
-        assert insert_new_rows(RelayEvent, first, NATURAL_KEY, RelayEvent.natural_key) == {
+        assert insert_new_events(first) == {
             "msg:0",
             "msg:1",
             "msg:2",
         }
 
         again = [_row(integration, f"msg:{i}", "redelivered") for i in range(5)]
-        new = insert_new_rows(RelayEvent, again, NATURAL_KEY, RelayEvent.natural_key)
+        new = insert_new_events(again)
 
         assert new == {"msg:3", "msg:4"}
         stored = _stored()
@@ -60,12 +58,10 @@ def test_stored_rows_are_skipped_untouched_and_only_new_ones_reported(
 def test_the_same_key_in_the_other_direction_is_new(store_settings: Settings) -> None:
     with database.connection_context(), database.atomic():
         integration = integration_named("acme").id
-        insert_new_rows(
-            RelayEvent, [_row(integration, "k", "in")], NATURAL_KEY, RelayEvent.natural_key
-        )
+        insert_new_events([_row(integration, "k", "in")])
         outbound = [_row(integration, "k", "out", direction="outbound")]
 
-        assert insert_new_rows(RelayEvent, outbound, NATURAL_KEY, RelayEvent.natural_key) == {"k"}
+        assert insert_new_events(outbound) == {"k"}
         assert _stored() == {("inbound", "k"): "in", ("outbound", "k"): "out"}
 
 
@@ -78,7 +74,7 @@ def test_every_chunk_reports_its_new_rows_and_a_key_twice_is_written_once(
         rows = [_row(integration, f"msg:{i}", f"p{i}") for i in range(count)]
         rows.append(_row(integration, "msg:5", "a second copy in the same call"))
 
-        new = insert_new_rows(RelayEvent, rows, NATURAL_KEY, RelayEvent.natural_key)
+        new = insert_new_events(rows)
 
         assert new == {f"msg:{i}" for i in range(count)}
         stored = _stored()
@@ -91,5 +87,5 @@ def test_every_chunk_reports_its_new_rows_and_a_key_twice_is_written_once(
 
 def test_no_rows_write_nothing(store_settings: Settings) -> None:
     with database.connection_context():
-        assert insert_new_rows(RelayEvent, [], NATURAL_KEY, RelayEvent.natural_key) == set()
+        assert insert_new_events([]) == set()
         assert RelayEvent.select().count() == 0

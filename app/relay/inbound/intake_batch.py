@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from app.relay.inbound.intake import _identifiers, _kind, _oldest_lane, store_inbound
 from app.relay.intake_lock import (
     ROWS_PER_INSERT,
-    insert_new_rows,
+    insert_new_events,
     load_integrations,
     lock_integrations,
     select_where_in,
@@ -28,10 +28,9 @@ from app.relay.lanes.drain import deliverable
 from app.relay.messages import Event, InboundMessage
 from app.store.counters import bump_counters
 from app.store.db import database
-from app.store.models import DIRECTION_INBOUND, ChatAlias, ChatwootIntegration, RelayEvent
+from app.store.models import DIRECTION_INBOUND, ChatAlias, ChatwootIntegration
 
 KEYS_PER_SELECT = 500
-NATURAL_KEY = (RelayEvent.integration, RelayEvent.direction, RelayEvent.natural_key)
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ class _IntegrationBatch:
                     self.rows.append(self._row(event, chat_key, payload))
                     written.append((outcome, event.natural_key, chat_key))
         self._flush_aliases()
-        new = insert_new_rows(RelayEvent, self.rows, NATURAL_KEY, RelayEvent.natural_key)
+        new = insert_new_events(self.rows)
         for outcome, natural_key, chat_key in written:
             if natural_key in new:
                 outcome.add(chat_key)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from app.relay.intake_lock import insert_new_rows, load_integrations, lock_integrations
+from app.relay.intake_lock import insert_new_events, load_integrations, lock_integrations
 from app.relay.lanes.drain import deliverable
 from app.relay.outbound.chatwoot_webhook import AgentReply, ConversationStatusChanged
 from app.relay.outbound.intake import record_conversation_status, store_reply
@@ -23,10 +23,9 @@ from app.relay.outbound.message_updates import (
 )
 from app.store.counters import bump_counters
 from app.store.db import database
-from app.store.models import DIRECTION_OUTBOUND, ChatwootIntegration, MessageMap, RelayEvent
+from app.store.models import DIRECTION_OUTBOUND, ChatwootIntegration, MessageMap
 
 KEYS_PER_SELECT = 500
-NATURAL_KEY = (RelayEvent.integration, RelayEvent.direction, RelayEvent.natural_key)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def _store_replies(integration_id: str, work: list[tuple[OutboundOutcome, AgentR
                 "payload": reply.to_json(),
             }
         )
-    new = insert_new_rows(RelayEvent, rows, NATURAL_KEY, RelayEvent.natural_key)
+    new = insert_new_events(rows)
     for outcome, natural_key in written:
         outcome.stored = natural_key in new
     return len(new)
