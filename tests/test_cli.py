@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import peewee
@@ -16,21 +14,11 @@ from app.store.ids import hash_token
 from app.store.models import EVENT_DELIVERED, EVENT_FAILED, EVENT_PENDING, RelayEvent
 from tests.api.failed_helpers import add_event, seed_integration
 from tests.api.helpers import create_instance
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.processes import run_python
 
 
 def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python(["-m", "app.cli", *args], {"DATABASE_URL": database_url})
 
 
 def test_migrate_creates_the_tables(tmp_path: Path) -> None:

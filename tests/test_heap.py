@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.processes import run_python
+
 STARTUP_OBJECTS = 50_000  # the imports alone hold far more than this
 
 WEB = """
@@ -32,20 +31,10 @@ print(before, gc.get_freeze_count())
 
 def _run(code: str, tmp_path: Path) -> tuple[int, int]:
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'heap.db'}",
         "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "PYTHONPATH": str(REPO),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(["-c", code], env, timeout=120)
     assert result.returncode == 0, result.stderr
     before, after = map(int, result.stdout.split()[-2:])
     return before, after

@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +14,8 @@ from starlette.testclient import TestClient
 
 from app.config import ConfigError, Settings
 from app.logs import adopt_handlers, build_handler, current_context, log_context
+from tests.processes import run_python
 
-REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-value-0123456789"
 
 
@@ -166,21 +163,8 @@ def test_log_format_is_validated() -> None:
 
 def test_log_format_json_from_the_environment(tmp_path: Path) -> None:
     """The real entry point: ``wootbridge migrate`` with LOG_FORMAT=json writes JSON lines."""
-    env = {
-        **os.environ,
-        "LOG_FORMAT": "json",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'logs.db'}",
-        "PYTHONPATH": str(REPO),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "migrate"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {"LOG_FORMAT": "json", "DATABASE_URL": f"sqlite:///{tmp_path / 'logs.db'}"}
+    result = run_python(["-m", "app.cli", "migrate"], env)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert any(r["message"].startswith("database ready at sqlite:///") for r in records)

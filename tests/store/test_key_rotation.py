@@ -13,9 +13,7 @@ import hmac
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,8 +35,8 @@ from app.store.crypto import Cipher, DecryptionError, associated_data, key_id, s
 from app.store.db import database
 from app.store.models import ChatwootIntegration, Instance, get_cipher
 from tests.conftest import TEST_KEY, make_client
+from tests.processes import run_python
 
-REPO = Path(__file__).resolve().parents[2]
 OLD_KEY = base64.b64decode(TEST_KEY)
 NEW_KEY = os.urandom(32)
 NEW_KID = key_id(NEW_KEY)
@@ -217,21 +215,11 @@ def run_cli(
     settings: Settings, *args: str, old: bytes | None = OLD_KEY
 ) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
         "DATABASE_URL": settings.database_url,
-        "PYTHONPATH": str(REPO),
         "ENCRYPTION_KEY": base64.b64encode(NEW_KEY).decode(),
         "ENCRYPTION_KEYS_OLD": base64.b64encode(old).decode() if old else "",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", "rotate-key", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python(["-m", "app.cli", "rotate-key", *args], env)
 
 
 def test_cli_resumes_after_a_row_limit(store_settings: Settings, seeded: Seeded) -> None:

@@ -9,9 +9,6 @@ it. SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,10 +42,10 @@ from app.store.models import (
     utcnow,
 )
 from app.store.redis_client import get_redis, redis_key
+from tests.processes import run_python
 from workers import relay as relay_workers
 
 PHONE = "5511987654321"
-REPO = Path(__file__).resolve().parents[2]
 CLOUD = CloudSettings(
     phone_number_id="106540352242922",
     access_token="EAAG-access-token",
@@ -303,21 +300,8 @@ def test_cli_purge_with_retention_zero_prints_the_counts(
 ) -> None:
     event_id = stored(integration, message("wamid.CLI", marker()))
     mark(event_id, days_ago=0)
-    env = {
-        **os.environ,
-        "DATABASE_URL": store_settings.database_url,
-        "RETENTION_DAYS": "0",
-        "PYTHONPATH": str(REPO),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "purge"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {"DATABASE_URL": store_settings.database_url, "RETENTION_DAYS": "0"}
+    result = run_python(["-m", "app.cli", "purge"], env)
 
     assert result.returncode == 0, result.stderr
     assert "erased the content of 1 delivered events and 0 waiting statuses" in result.stdout
