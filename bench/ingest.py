@@ -68,6 +68,26 @@ def _run_measuring_cpu(
     return result, (cpu_seconds(pid) - before) / max(1, result.ok)
 
 
+def _bodies(args: argparse.Namespace) -> int:
+    """Distinct webhooks written per run: more than wrk can send in it."""
+    return int(args.bodies or args.seconds * 12_000)
+
+
+def _load(args: argparse.Namespace) -> dict[str, Any]:
+    return {"connections": args.connections, "seconds": args.seconds}
+
+
+def _run_ours(
+    stack: BenchStack, bridge: Bridge, args: argparse.Namespace, tag: str
+) -> tuple[WrkResult, float]:
+    """wrk posting run ``tag``'s distinct signed webhooks to the web process; the result and
+    the web process's CPU seconds per answered request."""
+    requests_file = stack.workdir / "ours.requests"
+    write_requests(requests_file, cloud_requests(bridge.instance, tag, _bodies(args), args.chats))
+    assert stack.web is not None
+    return _run_measuring_cpu(stack.web.popen.pid, stack.base_url, requests_file, _load(args))
+
+
 def parser(doc: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
@@ -104,22 +124,17 @@ def measure(
 ) -> IngestFigures:
     """``args.runs`` alternating runs (bare, ours), each ours drained before the next."""
 
-    workdir, figures = stack.workdir, IngestFigures()
-    bodies = args.bodies or int(args.seconds * 12_000)
-    load = {"connections": args.connections, "seconds": args.seconds}
-    bare_file = workdir / "bare.requests"
-    write_requests(bare_file, cloud_requests(bridge.instance, "bare", bodies, args.chats))
+    figures = IngestFigures()
+    bare_file = stack.workdir / "bare.requests"
+    write_requests(bare_file, cloud_requests(bridge.instance, "bare", _bodies(args), args.chats))
     tags = [f"i{run}" for run in range(args.runs)]
-    assert stack.web is not None
-    web_pid, worker_pid = stack.web.popen.pid, stack.worker_process_pid()
+    worker_pid = stack.worker_process_pid()
     for tag in tags:
-        result, cpu = _run_measuring_cpu(bare.pid, bare.url, bare_file, load)
+        result, cpu = _run_measuring_cpu(bare.pid, bare.url, bare_file, _load(args))
         figures.bare.append(result)
         figures.bare_cpu.append(cpu)
-        ours_file = workdir / "ours.requests"
-        write_requests(ours_file, cloud_requests(bridge.instance, tag, bodies, args.chats))
         worker_before = cpu_seconds(worker_pid)
-        result, cpu = _run_measuring_cpu(web_pid, stack.base_url, ours_file, load)
+        result, cpu = _run_ours(stack, bridge, args, tag)
         figures.ours.append(result)
         figures.web_cpu.append(cpu)
         figures.worker_cpu.append((cpu_seconds(worker_pid) - worker_before) / max(1, result.ok))
@@ -137,17 +152,11 @@ def measure_alone(
     """The web process alone: the same runs with the worker process stopped meanwhile (on two
     cores the relay otherwise takes one from the web), then started again to deliver what
     they stored, and checked like the others."""
-    workdir, bodies = stack.workdir, args.bodies or int(args.seconds * 12_000)
-    load = {"connections": args.connections, "seconds": args.seconds}
-    assert stack.web is not None
     tags = [f"a{run}" for run in range(args.runs)]
     stack.stop_worker()
     try:
         for tag in tags:
-            requests_file = workdir / "alone.requests"
-            write_requests(requests_file, cloud_requests(bridge.instance, tag, bodies, args.chats))
-            web_pid = stack.web.popen.pid
-            result, cpu = _run_measuring_cpu(web_pid, stack.base_url, requests_file, load)
+            result, cpu = _run_ours(stack, bridge, args, tag)
             figures.alone.append(result)
             figures.alone_cpu.append(cpu)
             check_stored(bridge.integration_id, tag, result)
