@@ -13,7 +13,7 @@ import hmac
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.api.common import secrets_equal
@@ -110,7 +110,14 @@ async def _accept(request: Request, instance: WebhookInstance, parsed: ParsedBod
             instance.name,
             len(parsed.events),
         )
-    return JSONResponse({"received": len(parsed.events), "stored": stored})
+    return counts_response(len(parsed.events), stored)
+
+
+def counts_response(received: int, stored: int) -> Response:
+    """``{"received": n, "stored": m}`` — JSONResponse's bytes, without a JSON encoder built
+    for every webhook."""
+    body = b'{"received":%d,"stored":%d}' % (received, stored)
+    return Response(body, media_type="application/json")
 
 
 routes = [
