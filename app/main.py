@@ -22,6 +22,7 @@ from app.api import (
 )
 from app.api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from app.api.intake_writer import stop_writer, writer_of
+from app.api.lookups import stop_lookups
 from app.api.middleware import AccessLog, CatchUnexpected, ChatwootModuleGate, RateLimiter
 from app.api.webhook_lane import WebhookFirstApp
 from app.config import Settings, get_settings, use_settings
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await stop_writer(app)
+            await stop_lookups(app)
             await redis.aclose()
 
     app = WebhookFirstApp(

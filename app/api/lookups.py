@@ -1,15 +1,14 @@
 """Cached webhook lookups (see :mod:`app.management.lookup_cache`) with their async glue.
 
-Each request reads the config version once; concurrent requests share one Redis ``GET``
-(the next one sent after they asked, so a change committed and bumped before a request
-arrived is always seen by it).
+The config token that tags cache entries comes from :class:`ConfigWatch`: a subscription to
+the configuration-change channel, held by a task of the web process's event loop, so a
+request reads the token without any I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,9 +24,10 @@ from app.management.lookup_cache import (
     LookupCache,
     WebhookInstance,
     WebhookIntegration,
-    config_version_key,
+    config_channel,
     load_instance,
     load_integration,
+    local_change_count,
 )
 from app.store.db import request_connection
 
@@ -36,71 +36,99 @@ logger = logging.getLogger(__name__)
 K = TypeVar("K")
 V = TypeVar("V")
 
+HEARTBEAT_SECONDS = 1.0
+"""A subscription quiet this long is pinged."""
+SILENCE_LIMIT = 3 * HEARTBEAT_SECONDS
+"""A subscription not heard from for this long may be cut off without an error (a network
+partition): until it is heard again there is no token, so nothing is served from the cache."""
+RECONNECT_PAUSE = 0.5
 
-class VersionReader:
-    """The config version token, one Redis ``GET`` in flight at a time for all requests.
 
-    Each request waits on a future of its own (a client that goes away cancels only its
-    own); every request that asked while a ``GET`` was in flight is answered by the next one.
+class ConfigWatch:
+    """This process's config token, moved by every configuration change announced on Redis.
+
+    A task of the event loop subscribes to :func:`~app.management.lookup_cache.config_channel`
+    and moves its epoch on each announcement, on each (re)subscription and on resuming after
+    a silence; the token also carries this process's own change count, so a change made here
+    is seen by the next request here. No token (nothing cached) until the subscription is
+    confirmed, while it is down or reconnecting, and while it is silent past
+    :data:`SILENCE_LIMIT`: announcements may have been missed then.
     """
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        self._epoch = 0
+        self._subscribed = False
+        self._heard = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: list[asyncio.Future[str | None]] = []
         self._task: asyncio.Task[None] | None = None
         self._healthy = True
 
-    async def token(self) -> str | None:
+    def token(self) -> str | None:
+        """The current token, or ``None`` when announcements may be missed (start, outage)."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (tests): start afresh
-            self._loop, self._waiting, self._task = loop, [], None
-        mine: asyncio.Future[str | None] = loop.create_future()
-        self._waiting.append(mine)
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run())
-        return await mine
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._start(loop)
+        if not self._subscribed or loop.time() - self._heard > SILENCE_LIMIT:
+            return None
+        return f"{self._epoch}.{local_change_count()}"
 
-    async def _run(self) -> None:
-        while self._waiting:
-            waiting, self._waiting = self._waiting, []
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._subscribed = loop, False
+        self._epoch += 1
+        self._task = loop.create_task(self._watch(), name="config-watch")
+
+    async def stop(self) -> None:
+        """End the subscription (the app is shutting down)."""
+        task, self._task = self._task, None
+        self._subscribed = False
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        while True:
             try:
-                value = await self._read()
-            except asyncio.CancelledError:  # the loop is shutting down
-                for future in waiting:
-                    future.cancel()
-                raise
-            except Exception as exc:  # a bug: each waiting request fails with it, none hangs
-                for future in waiting:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for future in waiting:
-                if not future.done():
-                    future.set_result(value)
+                await self._listen()
+            except (RedisError, OSError) as exc:
+                if self._healthy:
+                    logger.warning("lookups uncached, Redis unavailable: %s", type(exc).__name__)
+                self._healthy = False
+            except Exception as exc:  # a bug: logged loudly; uncached until subscribed again
+                logger.error("config watch failed", exc_info=exc)
+            await asyncio.sleep(RECONNECT_PAUSE)
 
-    async def _read(self) -> str | None:
-        key = config_version_key()
+    async def _listen(self) -> None:
         try:
-            value = await self._redis.get(key)
-            if value is None:  # first use, or Redis restarted empty: start a new version
-                await self._redis.set(key, uuid.uuid4().hex, nx=True)
-        except (RedisError, OSError) as exc:
-            if self._healthy:
-                logger.warning("lookups uncached, Redis unavailable: %s", type(exc).__name__)
-            self._healthy = False
-            return None
-        self._healthy = True
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+            async with self._redis.pubsub() as pubsub:
+                await pubsub.subscribe(config_channel())
+                while True:
+                    message = await pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+                    if message is None:
+                        await pubsub.ping()
+                    else:
+                        self._hear(message)
+        finally:
+            self._subscribed = False
+            self._epoch += 1
+
+    def _hear(self, message: dict[str, Any]) -> None:
+        now = asyncio.get_running_loop().time()
+        if message["type"] in ("subscribe", "message") or now - self._heard > SILENCE_LIMIT:
+            self._epoch += 1
+        if message["type"] == "subscribe":
+            self._subscribed = True
+            if not self._healthy:
+                logger.info("lookups cached again, Redis reachable")
+            self._healthy = True
+        self._heard = now
 
 
 class Lookups:
     """One web app's caches of instances and integrations."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
-        self.version = VersionReader(redis)
+        self.config = ConfigWatch(redis)
         self.instances: LookupCache[tuple[str, str], WebhookInstance] = LookupCache()
         self.integrations: LookupCache[str, WebhookIntegration] = LookupCache()
         self.flights: dict[tuple[int, object, str | None], asyncio.Future[Any]] = {}
@@ -122,7 +150,7 @@ async def _load(
     """A cached value, or one load shared by every request missing the same key meanwhile
     (a burst after a change costs one query, not one per request); 503 when the database is
     unreachable."""
-    token = await lookups.version.token()
+    token = lookups.config.token()
     hit, value = cache.cached(key, token)
     if hit:
         return value
@@ -161,3 +189,10 @@ async def webhook_integration(request: Request, integration_id: str) -> WebhookI
     return await _load(
         lookups, lookups.integrations, integration_id, lambda: load_integration(integration_id)
     )
+
+
+async def stop_lookups(app: Starlette) -> None:
+    """End the app's config watch (at shutdown, before its Redis client is closed)."""
+    found: Lookups | None = getattr(app.state, "lookups", None)
+    if found is not None:
+        await found.config.stop()

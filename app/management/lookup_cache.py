@@ -6,25 +6,29 @@ when uncached. Entries here hold the identity and the decrypted secrets only; ev
 changes while the bridge runs (state, pause, options) is read fresh inside the intake
 transaction.
 
-Invalidation works across processes and machines through one Redis key, the *config version*
-(:func:`bump_config_version`): every write path sets it to a new random token after its
-commit; a request reads it once (:meth:`LookupCache.get`) and an entry is used only when it was
-loaded under the same token (read *before* the load, so a load racing a write is tagged with
-the older token and dropped on the next request). Tokens are random, never a counter, so a
-Redis that restarted empty cannot bring back a token an old entry was loaded under; with no
-token (Redis unreachable, or the key not set yet) nothing is cached. An entry also expires
-after :data:`MAX_AGE_SECONDS`, which bounds staleness when a write could not reach Redis to
-bump the token (the trade-off: at most that long, only in that case; one query per instance
-per that period otherwise). "Not found" is cached like any entry, so a create (which bumps)
-is seen by the next request. A failed decryption raises and caches nothing.
+Invalidation works across processes and machines through a Redis channel: every write path
+calls :func:`bump_config_version` after its commit, which moves this process's own change
+count at once and publishes the change to every other process. A web process subscribes to
+the channel (:class:`app.api.lookups.ConfigWatch`) and moves its *config token* on each
+message; an entry is used only when it was loaded under the current token (read *before* the
+load, so a load racing a write is tagged with the older token and never served). In the
+process that made the change the next request sees it; in the others, once the message has
+arrived — a fraction of a millisecond after the commit on a healthy Redis, where the strict
+alternative (reading a version key from Redis on every request) cost a sixth of the web
+process's CPU per webhook. Without a confirmed, recently heard subscription (Redis
+unreachable, reconnecting, silent past a few heartbeats) there is no token and nothing is
+cached. An entry also expires after :data:`MAX_AGE_SECONDS`, which bounds staleness when a
+write could not reach Redis to publish (the trade-off: at most that long, only in that case;
+one query per instance per that period otherwise). "Not found" is cached like any entry, so a
+create is seen like any change. A failed decryption raises and caches nothing.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,15 +45,29 @@ MAX_AGE_SECONDS = 5.0
 MAX_ENTRIES = 10_000
 
 
-def config_version_key() -> str:
-    return redis_key("config-version")
+_local_changes = itertools.count(1)
+_local_change_count = 0
+
+
+def config_channel() -> str:
+    """The Redis channel on which committed configuration changes are announced."""
+    return redis_key("config-changed")
+
+
+def local_change_count() -> int:
+    """How many configuration changes this process has committed: part of its config token,
+    so its own changes are seen by its next request without waiting for Redis."""
+    return _local_change_count
 
 
 def bump_config_version() -> None:
     """After a committed change of an instance or integration: every process's cached lookups
-    are stale. A Redis failure is logged; caches then refresh within ``MAX_AGE_SECONDS``."""
+    are stale — this one's at once, the others' when the announcement reaches them. A Redis
+    failure is logged; their caches then refresh within ``MAX_AGE_SECONDS``."""
+    global _local_change_count
+    _local_change_count = next(_local_changes)
     try:
-        get_redis().set(config_version_key(), uuid.uuid4().hex)
+        get_redis().publish(config_channel(), b"changed")
     except (RedisError, OSError) as exc:
         logger.warning(
             "configuration changed but caches not told (%s); they refresh within %.0f s",

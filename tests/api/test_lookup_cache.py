@@ -1,22 +1,33 @@
-"""Cached webhook lookups see every change made by another web process within one request.
+"""Cached webhook lookups see every change: the next request of the process that made it, and
+every other process once the change's announcement reaches it (milliseconds), or within
+``MAX_AGE_SECONDS`` when it could not be announced.
 
-Two app instances share the database and Redis, as two web processes (or machines) would:
-``web`` serves the webhooks and keeps its cache warm, ``other`` makes the changes.
+Two app instances share the database and Redis: ``web`` serves the webhooks and keeps its cache
+warm, ``other`` makes the changes (in this process; the tests at the end make them in a process
+of their own, as another web process or a worker would).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from app.api.lookups import lookups_of
 from app.config import Settings
 from app.management.accounts import create_account
 from app.management.integrations import save_request
 from app.management.key_rotation import rotate_keys
-from app.management.lookup_cache import LookupCache, WebhookInstance, config_version_key
+from app.management.lookup_cache import (
+    MAX_AGE_SECONDS,
+    LookupCache,
+    WebhookInstance,
+    config_channel,
+)
 from app.management.provisioning import IntegrationRequest
 from app.relay.lanes.drain import claim_enqueue
 from app.store.db import database
@@ -25,6 +36,7 @@ from app.store.redis_client import get_redis, redis_key
 from tests.api.helpers import auth
 from tests.api.test_group_commit import NAME, create_instance, events, post
 from tests.conftest import make_client
+from tests.processes import run_python
 from tests.relay.bridge import text_body
 
 
@@ -38,7 +50,23 @@ def token(store_settings: Settings) -> str:
 @pytest.fixture
 def web(store_settings: Settings) -> Iterator[TestClient]:
     with make_client(store_settings) as client:
+        caching(client)
         yield client
+
+
+def caching(client: TestClient, within: float = 5.0) -> None:
+    """Wait until ``client``'s app caches lookups (its config watch is subscribed), so that
+    the tests' first webhook fills the cache rather than passing it by."""
+    assert isinstance(client.app, Starlette) and client.portal is not None
+    watch, portal = lookups_of(client.app).config, client.portal
+
+    async def token() -> str | None:
+        return watch.token()
+
+    deadline = time.monotonic() + within
+    while portal.call(token) is None:
+        assert time.monotonic() < deadline, "the config watch never subscribed"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -114,13 +142,71 @@ def test_chatwoot_webhook_sees_an_integration_deleted_elsewhere(
     assert web.post(path + str(secret), json=typing).status_code == 404
 
 
-def test_key_rotation_moves_the_config_version(web: TestClient, other: TestClient) -> None:
+def test_key_rotation_announces_a_change(web: TestClient, other: TestClient) -> None:
     assert webhook(web, 1).status_code == 200
-    before = get_redis().get(config_version_key())
+    subscription = get_redis().pubsub()  # type: ignore[no-untyped-call]
+    subscription.subscribe(config_channel())
+    assert subscription.get_message(timeout=2)["type"] == "subscribe"
     with database.connection_context():
         rotate_keys(get_cipher())
-    assert get_redis().get(config_version_key()) != before
+    announced = subscription.get_message(timeout=2)
+    subscription.close()
+    assert announced is not None and announced["type"] == "message"
     assert webhook(web, 2).status_code == 200
+
+
+SET_ELSEWHERE = """
+import sys
+from app.config import Settings, use_settings
+from app.management.integrations import save_request
+from app.management.provisioning import IntegrationRequest
+from app.store import init_store
+from app.store.db import database
+from app.store.models import Instance
+
+settings = Settings.from_environ()
+use_settings(settings)
+init_store(settings)
+with database.connection_context():
+    instance = Instance.get(Instance.name == sys.argv[1])
+    request = IntegrationRequest("https://chatwoot.example.com", 1, "cw-token", "WhatsApp")
+    save_request(instance, request)
+"""
+
+
+def set_in_another_process(settings: Settings, **env: str) -> None:
+    result = run_python(["-c", SET_ELSEWHERE, NAME], {"DATABASE_URL": settings.database_url, **env})
+    assert result.returncode == 0, result.stderr
+
+
+def stored_after(client: TestClient, first: int, within: float) -> tuple[int, float]:
+    """Webhooks from message ``first`` on until one is stored: (its number, seconds taken)."""
+    started = time.monotonic()
+    n = first
+    while webhook(client, n).json()["stored"] == 0:
+        assert time.monotonic() - started < within, f"still unseen after {within} s"
+        time.sleep(0.01)
+        n += 1
+    return n, time.monotonic() - started
+
+
+def test_a_set_in_another_process_is_seen_as_soon_as_announced(
+    web: TestClient, other: TestClient, store_settings: Settings
+) -> None:
+    assert webhook(web, 1).json() == {"received": 1, "stored": 0}  # cached: no integration
+    set_in_another_process(store_settings)
+    _, waited = stored_after(web, 2, within=MAX_AGE_SECONDS)
+    assert waited < 1.0  # the announcement, long before the entry's age runs out
+
+
+def test_a_change_that_could_not_be_announced_is_seen_within_the_max_age(
+    web: TestClient, other: TestClient, store_settings: Settings
+) -> None:
+    assert webhook(web, 1).json() == {"received": 1, "stored": 0}  # cached: no integration
+    set_in_another_process(store_settings, REDIS_URL="redis://127.0.0.1:1/0")
+    assert webhook(web, 2).json()["stored"] == 0  # not announced: the cached entry is served
+    _, waited = stored_after(web, 3, within=MAX_AGE_SECONDS + 2)
+    assert waited > 1.0  # ...until its age ran out
 
 
 def test_cached_secrets_never_appear_in_a_repr() -> None:
