@@ -193,7 +193,9 @@ class RelayEvent(BaseModel):
     """
 
     id = peewee.BigAutoField()
-    integration = peewee.ForeignKeyField(ChatwootIntegration, backref="events", on_delete="CASCADE")
+    integration = peewee.ForeignKeyField(
+        ChatwootIntegration, backref="events", on_delete="CASCADE", index=False
+    )  # no index of its own: the composite indexes below start with it
     direction = peewee.CharField(max_length=16)
     natural_key = peewee.CharField(max_length=255)
     chat_key = peewee.CharField(max_length=255)
@@ -256,8 +258,8 @@ class ChatLink(BaseModel):
     """
 
     integration = peewee.ForeignKeyField(
-        ChatwootIntegration, backref="chat_links", on_delete="CASCADE"
-    )
+        ChatwootIntegration, backref="chat_links", on_delete="CASCADE", index=False
+    )  # no index of its own: the unique index below starts with it
     chat_key = peewee.CharField(max_length=255)
     contact_id = peewee.IntegerField(null=True)
     source_id = peewee.CharField(max_length=255, null=True)
@@ -303,8 +305,8 @@ class ChatAlias(BaseModel):
     """Another identifier of a chat (a LID, a number without the Brazilian 9th digit)."""
 
     integration = peewee.ForeignKeyField(
-        ChatwootIntegration, backref="chat_aliases", on_delete="CASCADE"
-    )
+        ChatwootIntegration, backref="chat_aliases", on_delete="CASCADE", index=False
+    )  # no index of its own: the unique index below starts with it
     identifier = peewee.CharField(max_length=255)
     chat_key = peewee.CharField(max_length=255)
 
@@ -316,8 +318,8 @@ class MessageMap(BaseModel):
     """A WhatsApp message id and the Chatwoot message it became (or came from)."""
 
     integration = peewee.ForeignKeyField(
-        ChatwootIntegration, backref="message_maps", on_delete="CASCADE"
-    )
+        ChatwootIntegration, backref="message_maps", on_delete="CASCADE", index=False
+    )  # no index of its own: the unique index below starts with it
     whatsapp_message_id = peewee.CharField(max_length=255)
     chatwoot_message_id = peewee.IntegerField()
     chatwoot_conversation_id = peewee.IntegerField()
