@@ -57,7 +57,7 @@ class log_context:  # used as a function: ``with log_context(...)``
     """Add ``fields`` (``None`` values skipped) to every record logged inside the block.
 
     A class rather than a ``@contextmanager`` generator: every request and every relayed event
-    enters one, and a generator's context manager costs three times as much."""
+    enters one, and a generator's context manager costs 1.6 times as much (3.1 vs 1.9 µs)."""
 
     __slots__ = ("_added", "_token")
 
