@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.api.errors import INTERNAL_ERROR, ApiError, error_response, log_unexpected
+from app.api.errors import ApiError, handle_api_error, handle_unexpected
 from app.api.middleware import REQUEST_ID_HEADER, log_access, request_id_of
 from app.logs import log_context
 
@@ -82,10 +82,9 @@ class WebhookRoutes:
         try:
             response: Response = await request.scope["endpoint"](request)
         except ApiError as exc:
-            return error_response(exc.status, exc.message, exc.headers)
+            return await handle_api_error(request, exc)
         except Exception as exc:
-            log_unexpected(request.scope, exc)
-            return error_response(500, INTERNAL_ERROR)
+            return await handle_unexpected(request, exc)
         return response
 
 
