@@ -49,7 +49,8 @@ class ConfigWatch:
 
     A task of the event loop subscribes to :func:`~app.management.lookup_cache.config_channel`
     and moves its epoch on each announcement, on each (re)subscription and on resuming after
-    a silence; the token also carries this process's own change count, so a change made here
+    a silence (a token is only handed out once subscribed, so those are the only moves
+    needed); the token also carries this process's own change count, so a change made here
     is seen by the next request here. No token (nothing cached) until the subscription is
     confirmed, while it is down or reconnecting, and while it is silent past
     :data:`SILENCE_LIMIT`: announcements may have been missed then.
@@ -75,7 +76,6 @@ class ConfigWatch:
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._subscribed = loop, False
-        self._epoch += 1
         self._task = loop.create_task(self._watch(), name="config-watch")
 
     async def stop(self) -> None:
@@ -110,7 +110,6 @@ class ConfigWatch:
                         self._hear(message)
         finally:
             self._subscribed = False
-            self._epoch += 1
 
     def _hear(self, message: dict[str, Any]) -> None:
         now = asyncio.get_running_loop().time()
