@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from app.store.models import (
     MessageMap,
     RelayEvent,
 )
-from app.store.prepared import insert_ignore, update_where, values_where
+from app.store.prepared import insert_ignore, rows_where, update_where
 
 
 @dataclass(frozen=True)
@@ -88,26 +88,76 @@ def remember_message(
 TICK_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
-def chatwoot_status(integration: ChatwootIntegration, chatwoot_id: int) -> str | None:
-    """The furthest tick applied to a Chatwoot message (over all its WhatsApp parts)."""
-    statuses = values_where(
-        MessageMap, "status", integration=integration, chatwoot_message_id=chatwoot_id
+@dataclass(frozen=True)
+class Tick:
+    """A status to show on a Chatwoot message; ``error`` is the reason shown with ``failed``."""
+
+    status: str
+    error: str | None = None
+
+    @property
+    def rank(self) -> int:
+        return TICK_ORDER[self.status]
+
+
+def furthest_tick(integration: ChatwootIntegration | str, chatwoot_id: int) -> Tick | None:
+    """The furthest tick claimed for a Chatwoot message (over all its WhatsApp parts)."""
+    rows = rows_where(
+        MessageMap,
+        ("status", "status_error"),
+        integration=integration,
+        chatwoot_message_id=chatwoot_id,
     )
-    ticks = [str(status) for status in statuses if status is not None]
-    return max(ticks, key=TICK_ORDER.__getitem__) if ticks else None
+    ticks = [Tick(str(status), error) for status, error in rows if status in TICK_ORDER]
+    return max(ticks, key=lambda tick: tick.rank) if ticks else None
 
 
-def advances(integration: ChatwootIntegration, chatwoot_id: int, status: str) -> bool:
-    """Whether ``status`` moves the Chatwoot message forward. WhatsApp's webhooks may arrive
-    out of order (read before delivered), and our ``sent`` tick may come after a status."""
-    current = chatwoot_status(integration, chatwoot_id)
-    return current is None or TICK_ORDER[status] > TICK_ORDER[current]
-
-
-def record_tick(integration: ChatwootIntegration, whatsapp_id: str, status: str) -> None:
-    MessageMap.update(status=status).where(
-        (MessageMap.integration == integration) & (MessageMap.whatsapp_message_id == whatsapp_id)
+def claim_tick(integration: ChatwootIntegration, whatsapp_id: str, tick: Tick) -> None:
+    """Record that ``tick`` is to be shown for a WhatsApp part, unless the part already has it
+    or a further one (WhatsApp's statuses may arrive out of order: read before delivered)."""
+    behind = [status for status, rank in TICK_ORDER.items() if rank < tick.rank]
+    MessageMap.update(status=tick.status, status_error=tick.error).where(
+        (MessageMap.integration == integration)
+        & (MessageMap.whatsapp_message_id == whatsapp_id)
+        & (MessageMap.status.is_null() | MessageMap.status.in_(behind))
     ).execute()
+
+
+def apply_tick(
+    integration: ChatwootIntegration | str,
+    chatwoot_id: int,
+    tick: Tick,
+    send: Callable[[Tick], object],
+    *,
+    claimed: bool,
+    retrying: bool,
+) -> Tick | None:
+    """Show ``tick`` on a Chatwoot message with ``send``, so that the message ends at the
+    furthest tick claimed for it, whichever lane's call lands last; returns the last tick sent,
+    None when nothing was sent.
+
+    Two lanes tick one message: the outbound lane its own ``sent`` (never claimed: it is the
+    lowest, and recorded with the delivered event, batched), the inbound lane WhatsApp's
+    statuses (``claimed`` with :func:`claim_tick`, committed, before this call). Every claim
+    is committed before its call, so after a call lands, a claim this call may have overtaken
+    is visible: while a further tick than the one sent is claimed, it is sent again (ticks
+    only advance, so this ends). A tick behind a claimed one is not sent — the claimant sends
+    its own — except when ``retrying``: an earlier attempt's call may have timed out and still
+    landed after the claimant's, so the furthest tick is sent again (the PATCH is idempotent).
+    """
+    current = furthest_tick(integration, chatwoot_id)
+    if current is None:
+        sending = tick
+    elif retrying or (claimed and current.rank == tick.rank):
+        sending = current
+    else:
+        return None  # already shown, or another lane claimed a further tick and sends it
+    while True:
+        send(sending)
+        latest = furthest_tick(integration, chatwoot_id)
+        if latest is None or latest.rank <= sending.rank:
+            return sending
+        sending = latest
 
 
 def record_sent(integration: ChatwootIntegration | str, chatwoot_ids: int | Sequence[int]) -> None:

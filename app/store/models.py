@@ -324,7 +324,10 @@ class MessageMap(BaseModel):
     chatwoot_message_id = peewee.IntegerField()
     chatwoot_conversation_id = peewee.IntegerField()
     direction = peewee.CharField(max_length=16)
-    status = peewee.CharField(max_length=16, null=True)  # the last tick applied in Chatwoot
+    # the furthest tick claimed for Chatwoot (app.relay.message_map.apply_tick), and the
+    # reason shown with a ``failed`` one
+    status = peewee.CharField(max_length=16, null=True)
+    status_error = peewee.TextField(null=True)
 
     class Meta:
         indexes = (

@@ -10,6 +10,7 @@ PostgreSQL in one process), and values are converted as the fields store them
 
 * :func:`get_where` — ``Model.get_or_none`` on equalities;
 * :func:`values_where` — one field of every matching row;
+* :func:`rows_where` — several fields of every matching row, as tuples;
 * :func:`exists_where` — whether such a row exists;
 * :func:`update_where` — ``UPDATE … SET … WHERE`` equalities, the rows changed;
 * :func:`insert_ignore` — one row, nothing when it conflicts with a unique key.
@@ -42,10 +43,18 @@ def get_where(model: type[M], **equal: Any) -> M | None:
 
 def values_where(model: type[peewee.Model], column: str, **equal: Any) -> list[Any]:
     """The stored values of field ``column`` in the rows of ``model`` matching ``equal``."""
+    return [value for (value,) in rows_where(model, (column,), **equal)]
+
+
+def rows_where(model: type[peewee.Model], columns: Names, **equal: Any) -> list[tuple[Any, ...]]:
+    """The stored values of fields ``columns`` in the rows of ``model`` matching ``equal``."""
     equal, nulls = _split_nulls(equal)
-    sql = _select_sql(model, (column,), tuple(equal), nulls, _backend(), False)
-    convert = model._meta.fields[column].python_value
-    return [convert(value) for (value,) in database.execute_sql(sql, _values(model, equal))]
+    sql = _select_sql(model, columns, tuple(equal), nulls, _backend(), False)
+    converters = [model._meta.fields[column].python_value for column in columns]
+    return [
+        tuple(convert(value) for convert, value in zip(converters, row, strict=True))
+        for row in database.execute_sql(sql, _values(model, equal))
+    ]
 
 
 def exists_where(model: type[peewee.Model], **equal: Any) -> bool:

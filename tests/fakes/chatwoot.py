@@ -192,6 +192,7 @@ class FakeChatwoot(ConversationEndpoints, FakeServer):
             self.schema_errors.clear()
             self._faults.clear()
             self._delays.clear()
+            self._holds.clear()
 
     # ---- request pipeline ----
     def _endpoint(self, name: str, scope: str) -> Callable[[Request], Any]:
@@ -200,6 +201,7 @@ class FakeChatwoot(ConversationEndpoints, FakeServer):
             parsed = parse_body(request.headers.get("content-type"), await request.body())
             problems = self._schemas.validate(method, path, parsed)
             call = self._record(request, parsed)
+            await self._hold(method, path)
             with self._lock:
                 self.schema_errors.extend(problems)
                 fault, delay = self._take_rules(method, path)

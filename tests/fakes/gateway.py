@@ -215,6 +215,7 @@ class FakeGateway(FakeServer):
             except ValueError:
                 payload, bad_json = None, True
             call = self._record(request, payload)
+            await self._hold(method, path)
             fault, delay = self._take_rules(method, path)
             try:
                 if fault is not None:

@@ -291,6 +291,7 @@ class FakeGraph(FakeServer):
             self._wa_ids: dict[str, str] = {}
             self._faults: list[_Rule] = []
             self._delays: list[_Rule] = []
+            self._holds: list[_Rule] = []
             self._recipient_faults: list[_Rule] = []
             self._url_key = os.urandom(16)
             self.business_accounts: dict[str, BusinessAccount] = {}
@@ -371,6 +372,7 @@ class FakeGraph(FakeServer):
             method, path = request.method, request.url.path
             body = await request.body()
             call = self._record(request, body)
+            await self._hold(method, path)
             fault, delay = self._take_rules(method, path)
             if fault is not None:
                 response = fault_response(fault.status, fault.body)

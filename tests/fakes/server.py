@@ -93,6 +93,7 @@ class FakeServer:
         self.calls: list[RecordedCall] = []
         self._faults: list[_Rule] = []
         self._delays: list[_Rule] = []
+        self._holds: list[_Rule] = []
 
     # ---- lifecycle ----
     @property
@@ -189,10 +190,21 @@ class FakeServer:
                 _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
             )
 
+    def hold_next(self, method: str, path_pattern: str, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` matching requests ``seconds`` before processing them.
+
+        So a request can take effect after one sent later (a slow network or a busy server).
+        """
+        with self._lock:
+            self._holds.append(
+                _Rule(method.upper(), re.compile(path_pattern), times, seconds=seconds)
+            )
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self._holds.clear()
 
     # ---- request pipeline helpers ----
     def _take_rules(self, method: str, path: str) -> tuple[_Rule | None, _Rule | None]:
@@ -202,6 +214,13 @@ class FakeServer:
                 take_rule(self._faults, method, path),
                 take_rule(self._delays, method, path),
             )
+
+    async def _hold(self, method: str, path: str) -> None:
+        """Wait before processing the request when :meth:`hold_next` says so."""
+        with self._lock:
+            hold = take_rule(self._holds, method, path)
+        if hold is not None:
+            await self._sleep(hold.seconds)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake up when the server is stopping so ``stop()`` stays quick."""

@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,6 +377,21 @@ def test_set_delay_holds_the_answer_but_keeps_the_effect(seed: Seed) -> None:
     assert time.monotonic() - started < 0.4
 
 
+def test_hold_next_lets_a_later_request_take_effect_first(seed: Seed) -> None:
+    _, conv = chat(seed)
+    url = seed.url(f"/conversations/{conv['id']}/messages")
+    seed.fake.hold_next("POST", "/messages", 0.5)
+    calls_before = len(seed.fake.calls)
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(seed.admin.post, url, json={"content": "sent first"})
+        wait_for(lambda: len(seed.fake.calls) > calls_before)  # arrived, held
+        assert not seed.fake.messages
+        assert seed.admin.post(url, json={"content": "sent second"}).status_code == 200
+        assert held.result(timeout=5).status_code == 200
+    contents = [m["content"] for m in seed.fake.messages.values()]
+    assert contents == ["sent second", "sent first"]
+
+
 def test_unused_url_refuses_connections() -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(FakeChatwoot.unused_url() + "/api/v1/profile", timeout=2)
@@ -433,3 +449,10 @@ def test_module_runs_as_a_server_until_ctrl_c() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)

@@ -190,8 +190,9 @@ def test_message_map_lookups_and_status_wake(integration: ChatwootIntegration) -
     assert_indexed(lambda: message_map.remember_message(integration, "wamid.OUT", 5, 2, "outgoing"))
     link = message_map.MessageLink("wamid.OUT2", 6, 2, "outgoing")
     assert_indexed(lambda: message_map.remember_messages(integration.id, [link]))
-    assert_indexed(lambda: message_map.chatwoot_status(integration, 5), "message_map")
-    assert_indexed(lambda: message_map.record_tick(integration, "wamid.OUT", "read"), "message_map")
+    assert_indexed(lambda: message_map.furthest_tick(integration, 5), "message_map")
+    read = message_map.Tick("read")
+    assert_indexed(lambda: message_map.claim_tick(integration, "wamid.OUT", read), "message_map")
     assert_indexed(lambda: message_map.record_sent(integration, 5), "message_map")
 
 

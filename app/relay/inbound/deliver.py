@@ -30,7 +30,7 @@ from app.relay.clients import MediaFetcher
 from app.relay.inbound import chats, failure_notes, profiles
 from app.relay.inbound.render import render_inbound
 from app.relay.lanes import drain
-from app.relay.message_map import MessageLink, advances, record_tick
+from app.relay.message_map import MessageLink, Tick, apply_tick, claim_tick
 from app.relay.messages import InboundMessage, Media, StatusUpdate, event_from_json
 from app.store.models import (
     DIRECTION_INBOUND,
@@ -85,7 +85,7 @@ def deliver_event(context: InboundContext, row: RelayEvent, interrupted: bool) -
     """
     event = event_from_json(row.payload)
     if isinstance(event, StatusUpdate):
-        return _apply_status(context, event, row.chat_key)
+        return _apply_status(context, event, row.chat_key, interrupted)
     return _post_message(context, row, event, interrupted)
 
 
@@ -181,9 +181,12 @@ def _link(message: InboundMessage, chatwoot_id: int, conversation_id: int) -> Me
     return MessageLink(message.message_id, chatwoot_id, conversation_id, message.direction)
 
 
-def _apply_status(context: InboundContext, status: StatusUpdate, chat_key: str) -> Outcome:
-    """Tick the agent's message. ``chat_key`` is the lane the intake resolved (the status may
-    name the customer by a BSUID while the chat is keyed by the phone, or the other way)."""
+def _apply_status(
+    context: InboundContext, status: StatusUpdate, chat_key: str, interrupted: bool
+) -> Outcome:
+    """Tick the agent's message (unless a further tick was already claimed for it: read before
+    delivered). ``chat_key`` is the lane the intake resolved (the status may name the customer
+    by a BSUID while the chat is keyed by the phone, or the other way)."""
     integration = context.integration
     mapped = MessageMap.get_or_none(
         (MessageMap.integration == integration)
@@ -200,15 +203,17 @@ def _apply_status(context: InboundContext, status: StatusUpdate, chat_key: str) 
         raise EchoOfOwnReply(status.message_id)
     if mapped is None:
         return Waiting()
+    tick = Tick(status.status, status.external_error)
+    claim_tick(integration, status.message_id, tick)  # committed before the call: apply_tick
     chatwoot_id = int(mapped.chatwoot_message_id)
-    if advances(integration, chatwoot_id, status.status):
+    conversation_id = int(mapped.chatwoot_conversation_id)
+
+    def send(shown: Tick) -> None:
         context.client.update_message_status(
-            mapped.chatwoot_conversation_id,
-            chatwoot_id,
-            status.status,
-            external_error=status.external_error,
+            conversation_id, chatwoot_id, shown.status, external_error=shown.error
         )
-        record_tick(integration, status.message_id, status.status)
+
+    apply_tick(integration, chatwoot_id, tick, send, claimed=True, retrying=interrupted)
     return Delivered()
 
 

@@ -36,7 +36,7 @@ from app.integrations.whatsapp.send import (
 )
 from app.relay import clients, read_receipts
 from app.relay.lanes import claims, drain
-from app.relay.message_map import advances
+from app.relay.message_map import Tick, apply_tick
 from app.relay.outbound import deletion
 from app.relay.outbound.chatwoot_webhook import AgentReply
 from app.relay.outbound.send import OutboundContext, send_remaining
@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 PAIR_RATE_LIMIT_SECONDS = 6.0
 MARKETING_LIMIT_ATTEMPTS = 3  # 131049: tried at most this often, a day apart
 MIN_SLOT_WAIT_SECONDS = 0.05
+SENT = Tick("sent")
 
 
 class OutboundHandler:
@@ -102,7 +103,7 @@ class OutboundHandler:
             return _attachment_failed(context, row, reply, exc)
         if woken:
             self._wake(DIRECTION_INBOUND, context.integration.id, row.chat_key)
-        return _finish_sent(context, row, reply)
+        return _finish_sent(context, row, reply, interrupted)
 
 
 def _wait_for_slot(row: RelayEvent, exc: PacingBusy) -> drain.Step:
@@ -138,15 +139,25 @@ def _back_off(
     return drain.retry_later(row, exc.reason, at_least=max(exc.retry_after or 0.0, pause))
 
 
-def _finish_sent(context: OutboundContext, row: RelayEvent, reply: AgentReply) -> drain.Step:
-    """Tick the Chatwoot message ``sent``. Every part is already recorded, so if the tick has
-    to wait (Chatwoot down, token revoked), the retry or the replay after ``set`` only ticks.
-    The lane records the event delivered and the tick, batched: if that record is lost, the
-    next attempt finds every part sent and only ticks again."""
+def _finish_sent(
+    context: OutboundContext, row: RelayEvent, reply: AgentReply, interrupted: bool
+) -> drain.Step:
+    """Tick the Chatwoot message ``sent`` (or the further tick a status of WhatsApp's claimed
+    meanwhile: :func:`~app.relay.message_map.apply_tick`). Every part is already recorded,
+    so if the tick has to wait (Chatwoot down, token revoked), the retry or the replay after
+    ``set`` only ticks. The lane records the event delivered and the tick, batched: if that
+    record is lost, the next attempt finds every part sent and only ticks again."""
     ticked = None
     try:
-        if advances(context.integration, reply.chatwoot_message_id, "sent"):
-            _tick(context, reply, "sent", None)
+        applied = apply_tick(
+            context.integration,
+            reply.chatwoot_message_id,
+            SENT,
+            lambda tick: _tick(context, reply, tick.status, tick.error),
+            claimed=False,
+            retrying=interrupted,
+        )
+        if applied is not None:
             ticked = reply.chatwoot_message_id
     except (RemoteUnauthorized, RemoteForbidden) as exc:
         error = f"Chatwoot rejected the API token — verify chatwootApiToken. Detail: {exc.detail}"

@@ -248,6 +248,42 @@ def test_timeout_after_the_send_waits_for_whatsapp_and_a_status_confirms_it(
     assert event.status == "delivered"
 
 
+def test_our_sent_tick_landing_after_whatsapps_delivered_leaves_the_message_delivered(
+    agent: AgentSide, graph: FakeGraph
+) -> None:
+    """Our ``sent`` PATCH is slow to land; WhatsApp's ``delivered`` overtakes it. Chatwoot must
+    end at ``delivered`` (app.relay.message_map.apply_tick), not at the tick that landed last."""
+    message_id = agent.reply("Racing ticks")
+    patches = rf"/messages/{message_id}$"
+    agent.chatwoot.hold_next("PATCH", patches, 1.5)
+
+    agent.deliver_webhook(message_id)
+    wait_sent(graph, 1)
+    wait_until(lambda: _status_patches(agent, message_id) == ["sent"], 15, "our sent tick")
+    delivered = status_webhook(PHONE_NUMBER_ID, graph.sent[0].message_id, CUSTOMER, "delivered")
+    agent.bridge.post(delivered)
+
+    wait_until(
+        lambda: all(e.status == "delivered" for e in agent.bridge.events()),
+        15,
+        "the reply and its status to be delivered",
+    )
+    assert agent.message(message_id)["status"] == "delivered"
+    # ours (held), WhatsApp's (landed first), and ours again once ours had landed
+    assert _status_patches(agent, message_id) == ["sent", "delivered", "delivered"]
+
+
+def _status_patches(agent: AgentSide, message_id: int) -> list[str]:
+    """Statuses of the PATCHes that reached Chatwoot (answered or still held)."""
+    return [
+        str(call.json["status"])
+        for call in list(agent.chatwoot.calls)
+        if call.method == "PATCH"
+        and call.path.endswith(f"/messages/{message_id}")
+        and isinstance(call.json, dict)
+    ]
+
+
 def test_unconfirmed_send_without_any_evidence_is_sent_again_after_the_window(
     agent: AgentSide, graph: FakeGraph
 ) -> None:
