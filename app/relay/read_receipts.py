@@ -31,9 +31,9 @@ from app.integrations.http import shared_client
 from app.integrations.whatsapp.receipts import CloudReceipts, GatewayReceipts, ReadReceipts
 from app.relay.clients import provider_client
 from app.relay.messages import InboundMessage
+from app.relay.reply_address import reply_address
 from app.store.models import (
     STATE_ACTIVE,
-    ChatLink,
     ChatReadState,
     ChatwootIntegration,
     Instance,
@@ -159,7 +159,7 @@ def _cloud_typing(
     where = _of(integration, chat_key)
     claimed = _claim(where, state.read_id, message_id)
     try:
-        receipts.typing(_address(integration, chat_key), True, message_id)
+        receipts.typing(reply_address(integration, chat_key), True, message_id)
     except RemoteError as exc:
         if claimed:
             _settle_failed(where, state.read_id, message_id, exc)
@@ -173,7 +173,7 @@ def _gateway_typing(
 ) -> str:
     """Presence ``typing`` once per window (the unread message marked read first), and
     ``pause`` when the agent stops, once."""
-    to = _address(integration, chat_key)
+    to = reply_address(integration, chat_key)
     if not on:
         if not get_redis().eval(_END_TYPING, 1, _window_key(integration, chat_key)):
             return "typing off: no indicator shown"
@@ -214,7 +214,7 @@ def _mark_unread(
     if not _claim(where, state.read_id, message_id):
         return  # another worker marks it right now
     receipts = receipts or receipts_for(integration.instance)
-    to = _address(integration, chat_key)
+    to = reply_address(integration, chat_key)
     try:
         receipts.mark_read(to, message_id, state.last_inbound_sender)
     except RemoteError as exc:
@@ -266,13 +266,6 @@ def _of(integration: ChatwootIntegration, chat_key: str) -> peewee.Expression:
 
 def _state(integration: ChatwootIntegration, chat_key: str) -> ChatReadState | None:
     return get_where(ChatReadState, integration=integration, chat_key=chat_key)
-
-
-def _address(integration: ChatwootIntegration, chat_key: str) -> str:
-    """Where the customer last wrote from (as replies go), else the chat itself."""
-    link = get_where(ChatLink, integration=integration, chat_key=chat_key)
-    address = link.reply_address if link is not None else None
-    return str(address) if address else chat_key
 
 
 def _name(exc: BaseException) -> str:

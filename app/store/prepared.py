@@ -32,13 +32,23 @@ Names = tuple[str, ...]
 
 def get_where(model: type[M], **equal: Any) -> M | None:
     """The first row of ``model`` whose fields equal the given values (field name → value; a
-    foreign key takes the related row or its id; ``None`` matches NULL), or ``None``."""
+    foreign key takes the related row or its id; ``None`` matches NULL), or ``None``.
+
+    The instance is built as peewee's own cursor wrapper builds one (``__no_default__``, then
+    nothing dirty), without the wrapper: resolving a raw query's columns to fields on every
+    call cost more than the query (measured: 37 → 14 µs for a ``ChatLink``)."""
     equal, nulls = _split_nulls(equal)
     sql = _select_sql(model, None, tuple(equal), nulls, _backend(), True)
-    for row in model.raw(sql, *_values(model, equal)):
-        found: M = row
-        return found
-    return None
+    row = database.execute_sql(sql, _values(model, equal)).fetchone()
+    if row is None:
+        return None
+    fields = model._meta.sorted_fields
+    found = model(
+        __no_default__=1,
+        **{field.name: field.python_value(value) for field, value in zip(fields, row, strict=True)},
+    )
+    found._dirty.clear()  # type: ignore[attr-defined]  # as peewee does; not in its stubs
+    return found
 
 
 def values_where(model: type[peewee.Model], column: str, **equal: Any) -> list[Any]:

@@ -50,6 +50,7 @@ def test_finds_what_get_or_none_finds(store_settings: Settings) -> None:
             )
             assert found is not None and expected is not None
             assert found.__data__ == expected.__data__
+            assert not found.dirty_fields  # a save() writes only what is changed afterwards
         assert get_where(ChatLink, integration=one, chat_key="other") is None
         by_contact = get_where(ChatLink, integration=one, contact_id=7)
         assert by_contact is not None and by_contact.chat_key == "5511999990000"

@@ -22,9 +22,9 @@ from app.relay.outbound.chatwoot_webhook import AgentReply, OutboundAttachment
 from app.relay.outbound.format import markdown_to_whatsapp, signed
 from app.relay.outbound.template_params import TemplateParams
 from app.relay.outbound.templates import send_template
+from app.relay.reply_address import reply_address
 from app.store.group_commit import run_committed
-from app.store.models import ChatLink, ChatwootIntegration, MessageMap, RelayEvent
-from app.store.prepared import get_where
+from app.store.models import ChatwootIntegration, MessageMap, RelayEvent
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +116,7 @@ def _send_part(
     It goes to the identifier the customer last wrote from (the chat's ``reply_address``: a
     phone number, or a BSUID when they wrote without one), else to the contact inbox's
     source id."""
-    link = get_where(ChatLink, integration=context.integration, chat_key=reply.recipient)
-    to = str(link.reply_address) if link is not None and link.reply_address else reply.recipient
+    to = reply_address(context.integration, reply.recipient)
     if part.template is not None:
         return send_template(context.integration, context.sender, to, part.template, reply_to)
     if part.attachment is None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from app.relay.inbound.render import whatsapp_to_markdown
-from app.relay.outbound.format import markdown_to_whatsapp, signed
+from app.relay.outbound.format import markdown_to_whatsapp, parsed_to_whatsapp, signed
 
 CASES = [
     # emphasis
@@ -221,3 +223,23 @@ MORE_CASES = [
 @pytest.mark.parametrize(("markdown", "whatsapp"), MORE_CASES)
 def test_markdown_structures(markdown: str, whatsapp: str) -> None:
     assert markdown_to_whatsapp(markdown) == whatsapp
+
+
+PLAIN = "ab Zé9 0,.;:?!'\""  # what the shortcut for plain text must cover
+NEAR_SYNTAX = "_*~`#>-+=)[]<&\\\t"  # and what it must leave to the parser
+
+
+def _lines(alphabet: str) -> st.SearchStrategy[str]:
+    return st.lists(st.text(alphabet, max_size=12), min_size=1, max_size=5).map("\n".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(_lines(PLAIN), _lines(PLAIN + NEAR_SYNTAX)))
+@example("Hello Maria, your order 4411 ships today!")
+@example("line one\nline two\n\n\nafter two blanks\n")
+@example("1. first\n2. second")
+@example("1. a list item, and a lazy line\nafter it")  # "1. …\n   after it"
+@example("a hard break  \nbelow")
+@example("Total: 3.50 ; ok?  Yes")
+def test_the_shortcut_for_plain_text_gives_what_parsing_gives(text: str) -> None:
+    assert markdown_to_whatsapp(text) == parsed_to_whatsapp(text)
