@@ -41,12 +41,15 @@ RETIRED_INDEXES = (
     "chat_alias_integration_id",
     "chat_link_integration_id",
     "message_map_integration_id",
+    "relay_event_integration_id_message_id",
 )
 """Indexes earlier releases created and the models no longer declare: each was the foreign
 key's own index on ``integration_id``, a prefix of a composite index of the same table, which
 serves every lookup (and the cascade on delete) it served, while costing each insert one more
 B-tree: on ``relay_event``, 15 % of SQLite's CPU per stored row (31 → 27 µs, batches of 25
-inserts with the table's other indexes, measured)."""
+inserts with the table's other indexes, measured). ``relay_event_integration_id_message_id``
+held every event by its WhatsApp id, while only statuses waiting for their message are looked
+up by it: the partial ``relayevent_waiting_message`` replaced it."""
 
 
 def _drop_retired_indexes(db: peewee.Database) -> None:

@@ -223,7 +223,6 @@ class RelayEvent(BaseModel):
             (EVENT_NATURAL_KEY, True),
             (("integration", "status", "chat_key", "id"), False),
             (("integration", "status", "id"), False),  # failed events by page, oldest pending
-            (("integration", "message_id"), False),
         )
 
     @classmethod
@@ -243,6 +242,19 @@ RelayEvent.add_index(
         RelayEvent.delivered_at,
         where=RelayEvent.content_erased_at.is_null(),
         name="relayevent_retention",
+    )
+)
+
+
+# Statuses waiting for the message they tick, by that message's WhatsApp id
+# (app/relay/message_map.py wakes them): partial, so the events stored every second, never
+# waiting when stored, add no entry to it — a B-tree keyed by a random id written per insert.
+RelayEvent.add_index(
+    RelayEvent.index(
+        RelayEvent.integration,
+        RelayEvent.message_id,
+        where=RelayEvent.status == EVENT_WAITING,
+        name="relayevent_waiting_message",
     )
 )
 
