@@ -12,6 +12,7 @@ from app.store.prepared import (
     exists_where,
     get_where,
     insert_ignore,
+    oldest_where,
     update_where,
     values_where,
 )
@@ -35,6 +36,30 @@ def _integration(account: Account, suffix: str) -> ChatwootIntegration:
         webhook_secret="s",
     )
     return integration
+
+
+def test_oldest_where_reads_what_an_ordered_limited_select_reads(
+    store_settings: Settings,
+) -> None:
+    with database.connection_context():
+        account, _ = create_account("Acme")
+        one, two = _integration(account, "a"), _integration(account, "b")
+        for n in (5, 1, 4, 2, 3):
+            ChatLink.create(integration=one, chat_key=f"55119{n}", contact_id=n % 2)
+        ChatLink.create(integration=two, chat_key="551190", contact_id=1)
+        found = oldest_where(ChatLink, 2, integration=one, contact_id=1)
+        expected = list(
+            ChatLink.select()
+            .where((ChatLink.integration == one) & (ChatLink.contact_id == 1))
+            .order_by(ChatLink._meta.primary_key)
+            .limit(2)
+        )
+        assert [row.__data__ for row in found] == [row.__data__ for row in expected]
+        assert [row.chat_key for row in found] == ["551195", "551191"]
+        assert not any(row.dirty_fields for row in found)
+        [other] = oldest_where(ChatLink, 10, integration=two, contact_phone=None)
+        assert other.chat_key == "551190"
+        assert oldest_where(ChatLink, 10, integration=two, contact_id=7) == []
 
 
 def test_finds_what_get_or_none_finds(store_settings: Settings) -> None:

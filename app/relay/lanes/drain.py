@@ -59,6 +59,7 @@ from app.relay.lanes.outcomes import (
 )
 from app.store.db import thread_connection
 from app.store.models import EVENT_PENDING, STATE_ACTIVE, ChatwootIntegration, RelayEvent, utcnow
+from app.store.prepared import oldest_where
 from app.store.redis_client import get_redis, redis_key
 
 __all__ = [
@@ -362,16 +363,13 @@ class _Lane:
 
 def _pending(direction: str, integration_id: str, chat_key: str) -> list[RelayEvent]:
     """The next events of the lane, oldest first."""
-    return list(
-        RelayEvent.select()
-        .where(
-            (RelayEvent.integration == integration_id)
-            & (RelayEvent.direction == direction)
-            & (RelayEvent.chat_key == chat_key)
-            & (RelayEvent.status == EVENT_PENDING)
-        )
-        .order_by(RelayEvent.id)
-        .limit(CLAIM_BATCH)
+    return oldest_where(
+        RelayEvent,
+        CLAIM_BATCH,
+        integration=integration_id,
+        direction=direction,
+        chat_key=chat_key,
+        status=EVENT_PENDING,
     )
 
 
