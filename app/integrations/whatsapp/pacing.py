@@ -31,7 +31,11 @@ slots that fit in the next 20 ms (:func:`local_batch`: one at the default 80/s, 
 for this process, whose threads then take them in order. The spacing is the same; a reserved
 slot taken up to 50 ms late (a thread woke late) still keeps every one-second window within the
 rate thanks to the jitter allowance, and a later one is dropped unused (a slot lost, never an
-extra send).
+extra send). The same holds for the slot a thread slept for: when the process stalled past it
+(descheduled on a busy machine, a long pause), every sender sleeping meanwhile wakes at once, so
+each drops its passed slot and takes a fresh one rather than posting together. (A stall in the
+few instructions between that check and the request leaving, or between Redis answering and
+the slot's time being read, is not seen; Meta's 130429 is backed off for those.)
 
 A caller never sleeps longer than ``max_wait`` (2 s): when the next slot is further away (a low
 rate, many senders), no slot is taken and :class:`PacingBusy` says when to come back, so a
@@ -86,7 +90,7 @@ MAX_WAIT_SECONDS = 2.0
 WARN_EVERY_SECONDS = 60.0
 LOCAL_HORIZON_SECONDS = 0.02  # slots one Redis call may reserve ahead for this process
 MAX_LOCAL_SLOTS = 16
-STALE_SLOT_SECONDS = 0.05  # a reserved slot this late is dropped (within JITTER_ALLOWANCE)
+STALE_SLOT_SECONDS = 0.05  # a slot reached this late is dropped (within JITTER_ALLOWANCE)
 SKIP_AFTER_FAILURE_SECONDS = 10.0
 _MICROS = 1_000_000
 
@@ -172,15 +176,35 @@ class RedisPacer:
         )
 
     def acquire(self) -> float:
-        slot = self._reserved.take(time.monotonic())
-        if slot is None:
-            slot = self._reserve()
+        started, slept = time.monotonic(), 0.0
+        while True:
+            slot = self._reserved.take(time.monotonic())
             if slot is None:
-                return 0.0  # Redis unreachable: unpaced (see the module docstring)
-        wait = max(0.0, slot - time.monotonic())
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+                slot = self._reserve()
+                if slot is None:  # Redis unreachable: unpaced (see the module docstring)
+                    return slept
+            wait = slot - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+                slept += wait
+            late = time.monotonic() - slot
+            if late <= STALE_SLOT_SECONDS:
+                return slept
+            self._drop_late_slot(late, elapsed=time.monotonic() - started)
+
+    def _drop_late_slot(self, late: float, *, elapsed: float) -> None:
+        """This thread got back to its slot ``late`` seconds after it (the process stalled:
+        descheduled, a long GIL wait, a pause). Posting now could land beside the slots after
+        it (a stall wakes every sleeping sender at once), so the slot is lost and a fresh one
+        taken; after ``max_wait`` in all, the caller comes back later instead."""
+        logger.debug("a pacing slot of %s passed %.3fs ago: taking a fresh one", self, late)
+        if elapsed >= self._max_wait_us / _MICROS:
+            retry_after = self._interval_us / _MICROS
+            raise PacingBusy(
+                f"pacing {self.messages_per_second} messages/s: slots passed while this "
+                f"process stalled; next attempt in {retry_after:.2f}s",
+                retry_after=retry_after,
+            )
 
     def hold(self, seconds: float) -> None:
         if seconds > 0:

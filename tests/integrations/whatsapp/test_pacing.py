@@ -1,6 +1,7 @@
 """The send pacer (app/integrations/whatsapp/pacing.py) against the real Redis: threads of this
 process and separate processes share one number's pacer and never put more than its rate in any
-one-second window (sliding), with no burst at the start; a far slot is refused, not waited for;
+one-second window (sliding), with no burst at the start, even when their process stalls past
+its slots; a far slot is refused, not waited for;
 a hold pushes every sender back; Redis down sends unpaced. And CloudSender with a pacer against
 the fake Graph enforcing Meta's throughput: no 130429, and a 130429 holds the number."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +31,7 @@ from app.integrations.http import build_client
 from app.integrations.whatsapp.cloud_send import CloudSender
 from app.integrations.whatsapp.pacing import (
     JITTER_ALLOWANCE,
+    STALE_SLOT_SECONDS,
     PacingBusy,
     RedisPacer,
     interval_seconds,
@@ -43,20 +46,18 @@ TOKEN = "EAAG-pacing-token"
 TO = "5511999998888"
 
 # A child process: once imported it says "ready", reads the wall-clock start and end, acquires
-# slots of ``number`` at ``rate`` in between and prints the time each acquire returned (JSON).
+# slots of ``number`` at ``rate`` in ``threads`` threads in between (acquire_in_threads) and
+# prints the time each acquire returned (JSON).
 CHILD = """
 import json, sys, time
 from app.integrations.whatsapp.pacing import RedisPacer
-number, rate = sys.argv[1], int(sys.argv[2])
+from tests.integrations.whatsapp.test_pacing import acquire_in_threads
+number, rate, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 pacer = RedisPacer(number, rate, max_wait=5.0)
 print("ready", flush=True)
 start, end = map(float, sys.stdin.readline().split())
 time.sleep(max(0.0, start - time.time()))
-times = []
-while time.time() < end:
-    pacer.acquire()
-    times.append(time.time())
-print(json.dumps(times))
+print(json.dumps(acquire_in_threads(pacer, threads, end)))
 """
 
 
@@ -109,7 +110,7 @@ def test_threads_and_processes_sharing_a_number_never_exceed_its_rate(rate: int)
     number = new_number()
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, number, str(rate)],
+            [sys.executable, "-c", CHILD, number, str(rate), "1"],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -139,6 +140,62 @@ def test_threads_and_processes_sharing_a_number_never_exceed_its_rate(rate: int)
     steady = [t for t in everyone if start + 0.5 <= t < end - 0.5]  # away from the edges
     expected = rate / (1 + JITTER_ALLOWANCE) * 1.5
     assert len(steady) >= 0.85 * expected, f"{len(steady)} sends in 1.5 s, expected ~{expected}"
+
+
+def test_a_process_stalled_past_its_slots_does_not_send_them_together() -> None:
+    """Eight threads of one process flat out at 30/s, and the process stopped for 0.3 s
+    (SIGSTOP: descheduled on a busy machine): every thread asleep for a slot inside the stall
+    wakes at once when it resumes. Using those passed slots would put eight sends together
+    right before a second of fresh slots; each is dropped and a fresh one taken instead, so
+    no one-second window holds more than 30."""
+    number, rate = new_number(), 30
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, number, str(rate), "8"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    start = time.time() + 0.2
+    end = start + 3.0
+    assert child.stdin is not None
+    child.stdin.write(f"{start!r} {end!r}\n")
+    child.stdin.flush()
+    time.sleep(max(0.0, start + 0.8 - time.time()))
+    child.send_signal(signal.SIGSTOP)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGCONT)
+    out, _ = child.communicate(timeout=30)
+    assert child.returncode == 0
+    times = sorted(json.loads(out))
+    assert max(b - a for a, b in pairwise(times)) >= 0.25, "the process was stopped"
+    assert most_in_window(times) <= rate
+    expected = rate / (1 + JITTER_ALLOWANCE) * (3.0 - 0.3)
+    assert len(times) >= 0.85 * expected, f"{len(times)} sends, expected ~{expected}"
+
+
+def test_a_thread_that_keeps_waking_too_late_comes_back_later() -> None:
+    """A thread that never gets back to its slot in time (a process starved of CPU) drops
+    each one and, after ``max_wait``, is told to come back later: nothing sent, never a late
+    slot used."""
+    number, rate = new_number(), 10
+    RedisPacer(number, rate).acquire()  # the number's first slot: the next is 0.11 s away
+    oversleeps: list[float] = []
+
+    def oversleep(seconds: float) -> None:
+        oversleeps.append(seconds)
+        time.sleep(seconds + STALE_SLOT_SECONDS + 0.05)
+
+    starved = RedisPacer(number, rate, max_wait=0.5, sleep=oversleep)
+    started = time.monotonic()
+    with pytest.raises(PacingBusy) as busy:
+        starved.acquire()
+    assert 0.5 <= time.monotonic() - started < 1.0
+    assert len(oversleeps) >= 2, "each late slot was dropped and a fresh one waited for"
+    assert busy.value.retry_after == pytest.approx(interval_seconds(rate), abs=1e-6)
+    on_time = RedisPacer(number, rate, max_wait=0.5)  # the slots it dropped went unused
+    assert on_time.acquire() <= interval_seconds(rate) + 0.01
 
 
 def test_no_burst_at_the_start() -> None:
