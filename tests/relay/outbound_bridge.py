@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from app.store.models import RelayEvent
 from tests.fakes import chatwoot_webhooks as hooks
 from tests.fakes.chatwoot import FakeChatwoot
 from tests.relay.bridge import CloudBridge, text_body, wait_until
@@ -93,6 +94,21 @@ class AgentSide:
             f"message {message_id} ticked {status}",
         )
         return self.message(message_id)
+
+    def reply_event(self, message_id: int) -> RelayEvent:
+        """Our stored event of the agent's reply ``message_id``."""
+        [event] = [e for e in self.bridge.events() if e.natural_key == f"cw:{message_id}"]
+        return event
+
+    def wait_event(self, message_id: int, status: str, timeout: float = 15.0) -> RelayEvent:
+        """Wait until the reply's event is recorded ``status`` (a Chatwoot tick alone does not
+        say so: the lane ticks before it records the outcome)."""
+        wait_until(
+            lambda: self.reply_event(message_id).status == status,
+            timeout,
+            f"reply {message_id} {status}",
+        )
+        return self.reply_event(message_id)
 
 
 def open_chat(bridge: CloudBridge) -> AgentSide:

@@ -115,11 +115,6 @@ def delete_event_done(agent: AgentSide, message_id: int) -> bool:
     return any(e.natural_key == key and e.status == EVENT_DELIVERED for e in agent.bridge.events())
 
 
-def reply_event(agent: AgentSide, message_id: int) -> Any:
-    [event] = [e for e in agent.bridge.events() if e.natural_key == f"cw:{message_id}"]
-    return event
-
-
 def stays(predicate: Any, seconds: float = QUIET_SECONDS) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -179,7 +174,7 @@ def test_deleting_a_reply_not_sent_yet_means_it_is_never_sent(
     agent.wait_status(kept, "sent")
     wait_until(lambda: delete_event_done(agent, deleted), 15, "the delete done")
     assert stays(lambda: texts_sent(graph) == ["This one goes"])
-    event = reply_event(agent, deleted)
+    event = agent.reply_event(deleted)
     assert (event.status, event.last_error) == (EVENT_DELIVERED, WITHHELD)
     assert agent.bridge.notes() == []  # nothing reached the customer: nothing to say
     assert agent.ticks(deleted) == []
@@ -192,12 +187,12 @@ def test_deleting_a_failed_reply_keeps_retries_from_sending_it(
     message_id = agent.reply("Not deliverable")
     agent.deliver_webhook(message_id)
     agent.wait_status(message_id, "failed")
-    wait_until(lambda: reply_event(agent, message_id).status == EVENT_FAILED, 15, "failed")
+    wait_until(lambda: agent.reply_event(message_id).status == EVENT_FAILED, 15, "failed")
 
     delete_in_chatwoot(agent, message_id)
     wait_until(lambda: delete_event_done(agent, message_id), 15, "the delete done")
 
-    event = reply_event(agent, message_id)
+    event = agent.reply_event(message_id)
     assert (event.status, event.last_error) == (EVENT_DELIVERED, WITHHELD)
     assert post_action(agent.bridge, "retry")["retrying"] == 0
     # Chatwoot's Retry on the deleted message: its body still says deleted
@@ -215,7 +210,7 @@ def test_a_failed_reply_deleted_then_replayed_by_the_retry_api_is_not_sent(
     graph.fail_recipient(CUSTOMER, 400, 131026)
     message_id = agent.reply("Never mind")
     agent.deliver_webhook(message_id)
-    wait_until(lambda: reply_event(agent, message_id).status == EVENT_FAILED, 15, "failed")
+    wait_until(lambda: agent.reply_event(message_id).status == EVENT_FAILED, 15, "failed")
     post_action(agent.bridge, "pause")
     delete_in_chatwoot(agent, message_id)
 
@@ -223,7 +218,7 @@ def test_a_failed_reply_deleted_then_replayed_by_the_retry_api_is_not_sent(
     post_action(agent.bridge, "resume")
 
     wait_until(lambda: delete_event_done(agent, message_id), 15, "the delete done")
-    assert reply_event(agent, message_id).last_error == WITHHELD
+    assert agent.reply_event(message_id).last_error == WITHHELD
     assert stays(lambda: texts_sent(graph) == [])
 
 

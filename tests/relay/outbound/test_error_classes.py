@@ -177,13 +177,8 @@ def texts_to(graph: FakeGraph, customer: str) -> list[str]:
     return [str(s.body["text"]["body"]) for s in list(graph.sent) if s.to == customer]
 
 
-def reply_event(bridge: CloudBridge, message_id: int) -> RelayEvent:
-    [found] = [e for e in bridge.events() if e.natural_key == f"cw:{message_id}"]
-    return found
-
-
-def has_attempts(bridge: CloudBridge, message_id: int, attempts: int) -> bool:
-    return reply_event(bridge, message_id).attempts == attempts
+def has_attempts(agent: AgentSide, message_id: int, attempts: int) -> bool:
+    return agent.reply_event(message_id).attempts == attempts
 
 
 def listing(bridge: CloudBridge) -> dict[str, Any]:
@@ -223,8 +218,8 @@ def test_back_off_codes_are_retried_later_and_delivered_once(
     graph.fail_recipient(CUSTOMER, 400, graph_error(code, message), times=3)
     message_id = send(agent, "Are you still there?")
 
-    wait_until(lambda: reply_event(agent.bridge, message_id).attempts >= 1, 15, "a backoff")
-    backing_off = reply_event(agent.bridge, message_id)
+    wait_until(lambda: agent.reply_event(message_id).attempts >= 1, 15, "a backoff")
+    backing_off = agent.reply_event(message_id)
     assert backing_off.status == "pending"
     assert backing_off.last_error.startswith(f"{code}: ")
     agent.wait_status(message_id, "sent", timeout=30)
@@ -271,8 +266,8 @@ def test_permanent_codes_fail_the_reply_with_the_reason_and_the_chat_goes_on(
     refused = send(agent, "This one is refused")
     failed = agent.wait_status(refused, "failed")
     assert failed["external_error"] == f"{code}: {title}"
-    wait_until(lambda: reply_event(agent.bridge, refused).status == "failed", 10, "failed")
-    assert reply_event(agent.bridge, refused).last_error == f"{code}: {title}"
+    wait_until(lambda: agent.reply_event(refused).status == "failed", 10, "failed")
+    assert agent.reply_event(refused).last_error == f"{code}: {title}"
 
     after = send(agent, "This one goes")
     agent.wait_status(after, "sent")
@@ -287,8 +282,8 @@ def test_marketing_limit_waits_a_day_then_delivers(agent: AgentSide, graph: Fake
     graph.fail_recipient(CUSTOMER, 400, MARKETING_LIMIT)
     message_id = send(agent, "Our summer offer")
 
-    wait_until(lambda: reply_event(agent.bridge, message_id).attempts == 1, 15, "the refusal")
-    event = reply_event(agent.bridge, message_id)
+    wait_until(lambda: agent.reply_event(message_id).attempts == 1, 15, "the refusal")
+    event = agent.reply_event(message_id)
     assert event.status == "pending"
     assert seconds_until(event.next_attempt_at) >= DAY - 60  # a day away, not seconds
     assert event.last_error.startswith("131049: ")
@@ -305,14 +300,14 @@ def test_marketing_limit_gives_up_after_three_tries(agent: AgentSide, graph: Fak
     graph.fail_recipient(CUSTOMER, 400, MARKETING_LIMIT, times=3)
     message_id = send(agent, "Our summer offer")
     for tries in (1, 2):
-        wait_until(partial(has_attempts, agent.bridge, message_id, tries), 15, f"try {tries}")
-        assert seconds_until(reply_event(agent.bridge, message_id).next_attempt_at) >= DAY - 60
+        wait_until(partial(has_attempts, agent, message_id, tries), 15, f"try {tries}")
+        assert seconds_until(agent.reply_event(message_id).next_attempt_at) >= DAY - 60
         a_day_passes(agent.bridge, CUSTOMER)
 
     failed = agent.wait_status(message_id, "failed")
     assert failed["external_error"].startswith("131049: ")
     assert failed["external_error"].endswith("(tried 3 times, a day apart)")
-    wait_until(lambda: reply_event(agent.bridge, message_id).status == "failed", 10, "failed")
+    wait_until(lambda: agent.reply_event(message_id).status == "failed", 10, "failed")
     assert graph.sent == []
 
 

@@ -16,7 +16,7 @@ import pytest
 from dramatiq import Worker
 from starlette.testclient import TestClient
 
-from app.store.models import EVENT_DELIVERED, EVENT_FAILED, RelayEvent
+from app.store.models import EVENT_DELIVERED, EVENT_FAILED
 from tests.fakes import chatwoot_webhooks as hooks
 from tests.fakes.chatwoot import FakeChatwoot
 from tests.fakes.graph import FakeGraph, status_webhook
@@ -60,26 +60,12 @@ def texts_sent(graph: FakeGraph) -> list[str]:
     return [str(s.body["text"]["body"]) for s in list(graph.sent) if s.body["type"] == "text"]
 
 
-def reply_event(agent: AgentSide, message_id: int) -> RelayEvent:
-    [event] = [e for e in agent.bridge.events() if e.natural_key == f"cw:{message_id}"]
-    return event
-
-
-def wait_event(agent: AgentSide, message_id: int, status: str) -> RelayEvent:
-    wait_until(
-        lambda: reply_event(agent, message_id).status == status,
-        15,
-        f"reply {message_id} {status}",
-    )
-    return reply_event(agent, message_id)
-
-
 def failed_reply(agent: AgentSide, graph: FakeGraph, text: str) -> int:
     """An agent's reply that WhatsApp refused for good (131026), marked failed in Chatwoot."""
     graph.fail_recipient(CUSTOMER, 400, 131026)  # the reply, not a read receipt
     message_id = agent.reply(text)
     assert agent.deliver_webhook(message_id).json() == {"stored": 1}
-    wait_event(agent, message_id, EVENT_FAILED)
+    agent.wait_event(message_id, EVENT_FAILED)
     assert agent.wait_status(message_id, "failed")["external_error"].startswith("131026")
     assert texts_sent(graph) == []
     return message_id
@@ -121,7 +107,7 @@ def test_retry_of_a_failed_reply_sends_it_once_and_ticks_it_sent(
     assert answers == [{"stored": 1}, {"stored": 0}]  # the second finds it pending already
     wait_until(lambda: texts_sent(graph) == ["Your refund is on its way"], 15, "the resend")
     assert agent.wait_status(message_id, "sent")["status"] == "sent"
-    event = wait_event(agent, message_id, EVENT_DELIVERED)
+    event = agent.wait_event(message_id, EVENT_DELIVERED)
     assert event.last_error == ""
     assert stays(lambda: len(graph.sent) == 1)
 
@@ -133,7 +119,7 @@ def test_repeated_retry_webhooks_after_the_resend_send_nothing_more(
     bodies = press_retry(agent, message_id)
     post_all(agent, bodies)
     wait_until(lambda: len(graph.sent) == 1, 15, "the resend")
-    wait_event(agent, message_id, EVENT_DELIVERED)
+    agent.wait_event(message_id, EVENT_DELIVERED)
 
     assert post_all(agent, bodies + bodies) == [{"stored": 0}] * 4
 
@@ -183,7 +169,7 @@ def test_retry_webhook_of_a_delivered_reply_sends_nothing(
 
     assert post_all(agent, [body, body]) == [{"stored": 0}, {"stored": 0}]
     assert stays(lambda: len(graph.sent) == 1)
-    assert reply_event(agent, message_id).status == EVENT_DELIVERED
+    assert agent.reply_event(message_id).status == EVENT_DELIVERED
 
 
 def test_our_own_sent_tick_webhook_sends_nothing(agent: AgentSide, graph: FakeGraph) -> None:
@@ -219,7 +205,7 @@ def test_retry_after_whatsapp_reported_the_reply_failed_sends_it_again_once(
     assert texts_sent(graph) == ["Can you confirm the address?"] * 2
     second_wamid = graph.sent[1].message_id
     assert agent.wait_status(message_id, "sent")["status"] == "sent"
-    wait_event(agent, message_id, EVENT_DELIVERED)
+    agent.wait_event(message_id, EVENT_DELIVERED)
     # the resend's own ticks reach Chatwoot (the old failure no longer holds them back)
     agent.bridge.post(status_webhook(PHONE_NUMBER_ID, second_wamid, CUSTOMER, "delivered"))
     agent.wait_status(message_id, "delivered")
@@ -250,4 +236,4 @@ def test_retry_webhook_refused_with_a_bad_signature(agent: AgentSide, graph: Fak
 
     assert response.status_code == 401
     assert stays(lambda: len(graph.sent) == 0)
-    assert reply_event(agent, message_id).status == EVENT_FAILED
+    assert agent.reply_event(message_id).status == EVENT_FAILED

@@ -361,8 +361,7 @@ def test_a_free_text_reply_refused_with_131047_tells_the_agent_to_use_a_template
 
     failed = agent.wait_status(message_id, "failed")
     assert failed["external_error"] == "24-hour window closed — reply with a template"
-    [event] = [e for e in agent.bridge.events() if e.natural_key == f"cw:{message_id}"]
-    assert event.last_error == WINDOW_CLOSED_HINT
+    assert agent.wait_event(message_id, "failed").last_error == WINDOW_CLOSED_HINT
 
 
 def test_a_failed_status_131047_tells_the_agent_to_use_a_template(
