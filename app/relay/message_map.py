@@ -13,7 +13,7 @@ from app.store.models import (
     MessageMap,
     RelayEvent,
 )
-from app.store.prepared import insert_ignore, rows_where, update_where
+from app.store.prepared import exists_where, insert_ignore, rows_where, update_where
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,22 @@ def remember_message(
         "status": EVENT_WAITING,
     }
     return update_where(RelayEvent, woken, **waiting)
+
+
+def chatwoot_target(integration: ChatwootIntegration, whatsapp_id: str) -> tuple[int, int] | None:
+    """The Chatwoot message and conversation a WhatsApp message id is mapped to, if any."""
+    rows = rows_where(
+        MessageMap,
+        ("chatwoot_message_id", "chatwoot_conversation_id"),
+        integration=integration,
+        whatsapp_message_id=whatsapp_id,
+    )
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def is_mapped(integration: ChatwootIntegration, whatsapp_id: str) -> bool:
+    """Whether a WhatsApp message id is mapped to a Chatwoot message."""
+    return exists_where(MessageMap, integration=integration, whatsapp_message_id=whatsapp_id)
 
 
 TICK_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}

@@ -30,13 +30,19 @@ from app.relay.clients import MediaFetcher
 from app.relay.inbound import chats, failure_notes, profiles
 from app.relay.inbound.render import render_inbound
 from app.relay.lanes import drain
-from app.relay.message_map import MessageLink, Tick, apply_tick, claim_tick
+from app.relay.message_map import (
+    MessageLink,
+    Tick,
+    apply_tick,
+    chatwoot_target,
+    claim_tick,
+    is_mapped,
+)
 from app.relay.messages import InboundMessage, Media, StatusUpdate, event_from_json
 from app.store.models import (
     DIRECTION_INBOUND,
     DIRECTION_OUTBOUND,
     ChatwootIntegration,
-    MessageMap,
     RelayEvent,
 )
 
@@ -141,15 +147,7 @@ def _is_own_reply(context: InboundContext, row: RelayEvent, message: InboundMess
     our own sends? Those are already in Chatwoot as the agent's reply and must not appear
     twice; they are known by WhatsApp message id (the message map, or an unconfirmed send)."""
     integration = context.integration
-    known = (
-        MessageMap.select()
-        .where(
-            (MessageMap.integration == integration)
-            & (MessageMap.whatsapp_message_id == message.message_id)
-        )
-        .exists()
-    )
-    if known:
+    if is_mapped(integration, message.message_id):
         return True
     if confirmations.adopt(integration, row.chat_key, message.message_id):
         context.wake(DIRECTION_OUTBOUND, integration.id, row.chat_key)
@@ -188,25 +186,18 @@ def _apply_status(
     delivered). ``chat_key`` is the lane the intake resolved (the status may name the customer
     by a BSUID while the chat is keyed by the phone, or the other way)."""
     integration = context.integration
-    mapped = MessageMap.get_or_none(
-        (MessageMap.integration == integration)
-        & (MessageMap.whatsapp_message_id == status.message_id)
-    )
-    if mapped is None and confirmations.adopt(integration, chat_key, status.message_id):
+    target = chatwoot_target(integration, status.message_id)
+    if target is None and confirmations.adopt(integration, chat_key, status.message_id):
         context.wake(DIRECTION_OUTBOUND, integration.id, chat_key)
-        mapped = MessageMap.get_or_none(
-            (MessageMap.integration == integration)
-            & (MessageMap.whatsapp_message_id == status.message_id)
-        )
-    if mapped is None and confirmations.send_in_progress(integration, chat_key):
+        target = chatwoot_target(integration, status.message_id)
+    if target is None and confirmations.send_in_progress(integration, chat_key):
         # WhatsApp may report a message before our send call has even returned its id
         raise EchoOfOwnReply(status.message_id)
-    if mapped is None:
+    if target is None:
         return Waiting()
     tick = Tick(status.status, status.external_error)
     claim_tick(integration, status.message_id, tick)  # committed before the call: apply_tick
-    chatwoot_id = int(mapped.chatwoot_message_id)
-    conversation_id = int(mapped.chatwoot_conversation_id)
+    chatwoot_id, conversation_id = target
 
     def send(shown: Tick) -> None:
         context.client.update_message_status(

@@ -191,7 +191,7 @@ def test_a_thread_that_keeps_waking_too_late_comes_back_later() -> None:
     started = time.monotonic()
     with pytest.raises(PacingBusy) as busy:
         starved.acquire()
-    assert 0.5 <= time.monotonic() - started < 1.0
+    assert 0.5 <= time.monotonic() - started < 2.0  # after max_wait, not pinned much longer
     assert len(oversleeps) >= 2, "each late slot was dropped and a fresh one waited for"
     assert busy.value.retry_after == pytest.approx(interval_seconds(rate), abs=1e-6)
     on_time = RedisPacer(number, rate, max_wait=0.5)  # the slots it dropped went unused
