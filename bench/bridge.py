@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from app.store.db import database
 from app.store.models import (
     ALL_MODELS,
     DIRECTION_INBOUND,
+    DIRECTION_OUTBOUND,
     EVENT_DELIVERED,
     EVENT_FAILED,
     ChatLink,
@@ -204,6 +205,20 @@ def failed(integration_id: str) -> int:
             .where((RelayEvent.integration == integration_id) & (RelayEvent.status == EVENT_FAILED))
             .count()
         )
+
+
+def outbound_stored(integration_id: str, message_ids: Iterable[int]) -> list[tuple[int, int, str]]:
+    """(event id, Chatwoot message id, chat key) of the stored agent replies among
+    ``message_ids``."""
+    wanted = {f"cw:{message_id}": message_id for message_id in message_ids}
+    query = events(integration_id, DIRECTION_OUTBOUND)
+    with database.connection_context():
+        rows = query.select(RelayEvent.id, RelayEvent.natural_key, RelayEvent.chat_key)
+        return [
+            (int(e.id), wanted[str(e.natural_key)], str(e.chat_key))
+            for e in rows
+            if str(e.natural_key) in wanted
+        ]
 
 
 def inbound_stored(integration_id: str, tag: str) -> list[tuple[int, str, str]]:

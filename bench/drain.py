@@ -5,9 +5,12 @@ Inbound: N signed Cloud webhooks are stored while the integration is paused (wrk
 then ``resume``; the rate is N over resume → last delivery (one Chatwoot call each), then the
 fake Chatwoot's record is checked (delivered once, per-chat order). Outbound: N agent replies'
 Chatwoot webhooks, same way; each costs two remote calls (Graph send + Chatwoot tick), the
-baseline one POST to the fake Graph, as issue 9 compares them.
+baseline one POST to the fake Graph, as issue 9 compares them; the fake Graph's record is
+checked the same way (each reply sent once, to its customer, in the order stored). With
+``--runs``, relay and actor alternate that many times and the table shows the median of each
+figure and of the per-run ratios, with their range.
 
-    python -m bench.drain [--database-url postgresql://…/scratch] [--messages 5000]
+    python -m bench.drain [--database-url postgresql://…/scratch] [--messages 5000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -24,15 +27,18 @@ from bench.bridge import (
     agent_replies,
     chatwoot_requests,
     cloud_requests,
+    content,
     count_events,
     delivered_span,
     failed,
     open_store,
+    outbound_stored,
     wire,
 )
 from bench.ingest import check_delivered, settle
+from bench.order import order_faults
 from bench.stack import PHONE_NUMBER_ID, BenchStack, prepare_environment, wait_for
-from bench.table import FAILED_CHECKS, check, header, row
+from bench.table import FAILED_CHECKS, check, header, median, row
 from bench.wrk import HttpRequest, run_wrk, write_requests
 
 TIMEOUT = 900.0
@@ -51,30 +57,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--chats", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wootbridge-bench-") as tmp:
         url = prepare_environment(Path(tmp), args.database_url)
         open_store(empty=True)
+        runs = []
         with BenchStack(Path(tmp)) as stack:
-            figures = measure(stack, wire(stack), args.messages, args.chats)
-        report(figures, args.messages, url.split(":", 1)[0])
+            bridge = wire(stack)
+            for run in range(args.runs):
+                if run:
+                    stack.start_worker()
+                runs.append(measure(stack, bridge, args.messages, args.chats, str(run)))
+        report(runs, args.messages, url.split(":", 1)[0])
         return 1 if FAILED_CHECKS else 0
 
 
-def measure(stack: BenchStack, bridge: Bridge, messages: int, chats: int) -> DrainFigures:
+def measure(
+    stack: BenchStack, bridge: Bridge, messages: int, chats: int, run: str = ""
+) -> DrainFigures:
     """Both directions through the relay, then both baselines (the relay worker stopped)."""
     inbound = backlog(
-        stack, bridge, "inbound", list(cloud_requests(bridge.instance, "d", messages, chats))
+        stack, bridge, "inbound", list(cloud_requests(bridge.instance, f"d{run}", messages, chats))
     )
-    check_delivered(stack, bridge.integration_id, ["d"])
-    replies = agent_replies(stack, "o", messages)
-    outbound = backlog(stack, bridge, "outbound", chatwoot_requests(bridge, replies, "o"))
-    check(
-        "outbound delivered",
-        f"{count_events(bridge.integration_id, 'outbound', 'delivered')} of {messages} replies,"
-        f" {failed(bridge.integration_id)} failed",
-        count_events(bridge.integration_id, "outbound", "delivered") == messages,
-    )
+    check_delivered(stack, bridge.integration_id, [f"d{run}"])
+    replies = agent_replies(stack, f"o{run}", messages)
+    outbound = backlog(stack, bridge, "outbound", chatwoot_requests(bridge, replies, f"o{run}"))
+    check_sent(stack, bridge, replies, f"o{run}")
     stack.stop_worker()
     conversation = replies[0][0]
     chatwoot = (
@@ -97,6 +106,26 @@ def measure(stack: BenchStack, bridge: Bridge, messages: int, chats: int) -> Dra
         send | {"text": {"body": "baseline"}},
     )
     return DrainFigures(inbound, outbound, actor_in, actor_out)
+
+
+def check_sent(stack: BenchStack, bridge: Bridge, replies: list[tuple[int, int]], tag: str) -> bool:
+    """Each stored reply reached WhatsApp once, to its chat's customer, each customer's
+    replies in the order they were stored."""
+    texts = {message_id: content(tag, i) for i, (_, message_id) in enumerate(replies)}
+    expected = {
+        texts[message_id]: (event_id, chat)
+        for event_id, message_id, chat in outbound_stored(bridge.integration_id, texts)
+    }
+    record = [(to, text) for to, text in stack.graph_sent() if text is not None]
+    faults = order_faults(record, expected)
+    misaddressed = sum(1 for to, text in record if text in expected and expected[text][1] != to)
+    detail = (
+        f"{faults.arrived} of {len(replies)} sent, {faults.lost} lost, {faults.twice} twice, "
+        f"{faults.disorder} out of order, {misaddressed} to another customer, "
+        f"{failed(bridge.integration_id)} failed"
+    )
+    ok = faults.ok and not misaddressed and faults.expected == len(replies)
+    return check("sent once, per-chat order", detail, ok)
 
 
 def backlog(
@@ -146,20 +175,25 @@ def actor_rate(
     return (messages - 1) / (last - first)
 
 
-def report(f: DrainFigures, messages: int, store: str) -> None:
-    header(f"drain, {store}: backlog of {messages} messages, 1 worker process x 8 threads")
-    row(
-        "inbound msg/s",
-        f"{f.inbound:9.0f}",
-        f"one-POST actor {f.actor_inbound:9.0f}",
-        f.inbound / f.actor_inbound,
-    )
-    row(
-        "outbound msg/s (2 calls each)",
-        f"{f.outbound:9.0f}",
-        f"one-POST actor {f.actor_outbound:9.0f}",
-        f.outbound / f.actor_outbound,
-    )
+def report(runs: list[DrainFigures], messages: int, store: str) -> None:
+    """Each figure as the median of the runs, the ratio as the median of the per-run ratios
+    (with their range when there are several runs)."""
+    times = f", median of {len(runs)} runs" if len(runs) > 1 else ""
+    header(f"drain, {store}: backlog of {messages} messages, 1 worker process x 8 threads{times}")
+    for name, ours, actor in (
+        ("inbound msg/s", "inbound", "actor_inbound"),
+        ("outbound msg/s (2 calls each)", "outbound", "actor_outbound"),
+    ):
+        ratios = sorted(getattr(r, ours) / getattr(r, actor) for r in runs)
+        spread = f"  ({ratios[0]:.2f}-{ratios[-1]:.2f}x)" if len(runs) > 1 else ""
+        row(
+            name,
+            f"{median([getattr(r, ours) for r in runs]):9.0f}",
+            f"one-POST actor {median([getattr(r, actor) for r in runs]):9.0f}",
+            median(ratios),
+        )
+        if spread:
+            print(f"  {'':<34}{'':<26}{'ratio range over the runs':<34}{spread.strip()}")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,8 @@ A PostgreSQL database given here is emptied first (use a scratch database).
 from __future__ import annotations
 
 import argparse
-import itertools
 import tempfile
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from bench.bridge import (
     open_store,
     wire,
 )
+from bench.order import order_faults
 from bench.stack import (
     Baseline,
     BenchStack,
@@ -224,24 +223,14 @@ def check_delivered(stack: BenchStack, integration_id: str, tags: list[str]) -> 
     for tag in tags:
         for event_id, wamid, chat in inbound_stored(integration_id, tag):
             expected[f"{tag} {wamid.rsplit('.', 1)[1]}"] = (event_id, chat)
-    record = [m for m in stack.chatwoot_messages() if m[2] in expected]
-    seen = Counter(text for _, _, text in record)
-    twice = sum(1 for n in seen.values() if n > 1)
-    lost = len(set(expected) - set(seen))
-    by_conversation: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for conversation, _, text in sorted(record, key=lambda m: m[1]):
-        by_conversation[conversation].append(expected[text])
-    disorder = mixed = 0
-    for delivered in by_conversation.values():
-        ids = [event_id for event_id, _ in delivered]
-        disorder += sum(1 for a, b in itertools.pairwise(ids) if b <= a)
-        mixed += len({chat for _, chat in delivered}) > 1
+    record = sorted(stack.chatwoot_messages(), key=lambda m: m[1])  # by Chatwoot message id
+    faults = order_faults(((conversation, text) for conversation, _, text in record), expected)
     detail = (
-        f"{len(seen)} of {len(expected)} in Chatwoot, {lost} lost, {twice} twice, "
-        f"{disorder} out of order, {mixed} chats mixed, {failed(integration_id)} failed"
+        f"{faults.arrived} of {faults.expected} in Chatwoot, {faults.lost} lost, "
+        f"{faults.twice} twice, {faults.disorder} out of order, {faults.mixed} chats mixed, "
+        f"{failed(integration_id)} failed"
     )
-    ok = not (lost or twice or disorder or mixed)
-    return check("delivered once, per-chat order", detail, ok)
+    return check("delivered once, per-chat order", detail, faults.ok)
 
 
 def report(figures: IngestFigures, args: argparse.Namespace, database_url: str) -> None:

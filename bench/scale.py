@@ -80,10 +80,12 @@ def run_store(
         figures = ingest.measure(stack, bridge, bare, args)
         requests = list(cloud_requests(name, "d", args.messages, args.chats))
         drain_in = drain.backlog(stack, bridge, "inbound", requests)
+        ingest.check_delivered(stack, bridge.integration_id, ["d"])
         replies = agent_replies(stack, "o", args.messages)
         drain_out = drain.backlog(
             stack, bridge, "outbound", chatwoot_requests(bridge, replies, "o")
         )
+        drain.check_sent(stack, bridge, replies, "o")
         seeded = seed_integration() if events else None
         count = seeded_count(seeded.id) if seeded is not None else 0
     return StoreFigures(count, figures, drain_in, drain_out, list_, metrics)

@@ -255,6 +255,13 @@ class BenchStack:
         got = httpx.get(f"{self.chatwoot_url}/__fake/messages", timeout=120).json()
         return [(int(c), int(m), str(t)) for c, m, t in got]
 
+    def graph_sent(self) -> list[tuple[str, str | None]]:
+        """The fake Graph's record: (recipient, text body) of every message it accepted, in
+        order."""
+        origin = self.graph_url.rsplit("/", 1)[0]  # graph_url ends with the API version
+        got = httpx.get(f"{origin}/__fake/sent", timeout=120).json()
+        return [(str(to), None if text is None else str(text)) for to, text in got]
+
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"token": self.account_token, **kwargs.pop("headers", {})}
         return httpx.request(method, self.base_url + path, headers=headers, timeout=60, **kwargs)

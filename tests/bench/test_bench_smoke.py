@@ -41,9 +41,13 @@ def test_ingest_prints_its_table_beside_bare_starlette() -> None:
 
 
 def test_drain_prints_both_directions_beside_the_one_post_actor() -> None:
-    out = run_benchmark("bench.drain", "--messages", "40", "--chats", "5")
+    out = run_benchmark("bench.drain", "--messages", "40", "--chats", "5", "--runs", "2")
     assert "inbound msg/s" in out and "outbound msg/s" in out
-    assert out.count("one-POST actor") == 2
+    assert out.count("one-POST actor") == 2 and "median of 2 runs" in out
+    assert out.count("ratio range over the runs") == 2
+    # both directions checked in each run: Chatwoot's record, then the fake Graph's
+    assert out.count("delivered once, per-chat order") == 2
+    assert out.count("40 of 40 sent, 0 lost, 0 twice, 0 out of order, 0 to another") == 2
 
 
 def test_scale_seeds_then_compares_with_an_empty_store(tmp_path: Path) -> None:
@@ -54,5 +58,6 @@ def test_scale_seeds_then_compares_with_an_empty_store(tmp_path: Path) -> None:
     assert "1,000 stored events vs an empty store" in out
     for figure in ("webhook ingest", "drain inbound", "drain outbound", "list p99", "/metrics p99"):
         assert figure in out
+    assert out.count("20 of 20 sent, 0 lost, 0 twice") == 2  # each store's outbound drain
     again = run_benchmark("bench.scale", *TINY, *args)  # reuses the seed
     assert "seed: 0 events added" in again and "1,000 stored events" in again

@@ -256,6 +256,7 @@ class FakeGraph(FakeServer):
                 methods=["GET"],
             ),
             Route(DOWNLOAD_PATH, self._endpoint(self.download), methods=["GET"]),
+            Route("/__fake/sent", self._sent_record, methods=["GET"]),
             Route("/{rest:path}", self._endpoint(self.unknown_path), methods=ALL_METHODS),
         ]
         self.app = Starlette(routes=routes)
@@ -495,6 +496,13 @@ class FakeGraph(FakeServer):
             raise GraphError(400, graph_error(100, "(#100) The parameter file is required."))
         mime_type = str(fields.get("type") or upload.content_type)
         return JSONResponse({"id": self.add_media(upload.data, mime_type, phone_number_id)})
+
+    async def _sent_record(self, request: Request) -> JSONResponse:
+        """Every message accepted, as ``[to, text body or null]`` in the order accepted; for
+        benchmarks that run the fake in another process (not Graph API)."""
+        with self._lock:
+            rows = [[s.to, (s.body.get("text") or {}).get("body")] for s in self.sent]
+        return JSONResponse(rows)
 
     def send_message(self, ctx: _Request) -> Response:
         phone_number_id = ctx.path["object_id"]

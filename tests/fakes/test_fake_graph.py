@@ -399,3 +399,20 @@ def test_status_webhook_matches_reference_shape() -> None:
     assert status["errors"][0]["title"] == ref_status["errors"][0]["title"]
     assert built["entry"][0]["changes"][0]["field"] == "messages"
     assert built["object"] == reference["object"]
+
+
+def test_the_sent_record_lists_accepted_messages_in_order(
+    graph: FakeGraph, api: httpx.Client
+) -> None:
+    """What a benchmark running the fake in another process reads back: recipient and text of
+    each accepted message, in the order accepted; a refused one is not in it."""
+    assert api.post(f"/{PHONE_ID}/messages", json=text_message("16505550001", "one")).is_success
+    assert api.post(f"/{PHONE_ID}/messages", json={"to": "1"}).status_code == 400
+    assert api.post(f"/{PHONE_ID}/messages", json=text_message("16505550002", "two")).is_success
+    image = text_message("16505550001") | {"type": "image", "image": {"id": "123"}}
+    del image["text"]
+    assert api.post(f"/{PHONE_ID}/messages", json=image).is_success
+
+    record = httpx.get(f"{graph.origin}/__fake/sent").json()
+
+    assert record == [["16505550001", "one"], ["16505550002", "two"], ["16505550001", None]]
