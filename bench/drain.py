@@ -185,15 +185,14 @@ def report(runs: list[DrainFigures], messages: int, store: str) -> None:
         ("outbound msg/s (2 calls each)", "outbound", "actor_outbound"),
     ):
         ratios = sorted(getattr(r, ours) / getattr(r, actor) for r in runs)
-        spread = f"  ({ratios[0]:.2f}-{ratios[-1]:.2f}x)" if len(runs) > 1 else ""
         row(
             name,
             f"{median([getattr(r, ours) for r in runs]):9.0f}",
             f"one-POST actor {median([getattr(r, actor) for r in runs]):9.0f}",
             median(ratios),
         )
-        if spread:
-            print(f"  {'':<34}{'':<26}{'ratio range over the runs':<34}{spread.strip()}")
+        if len(runs) > 1:
+            row("", "", f"ratio range over the runs: {ratios[0]:.2f}-{ratios[-1]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def test_deleting_a_failed_reply_keeps_retries_from_sending_it(
     message_id = agent.reply("Not deliverable")
     agent.deliver_webhook(message_id)
     agent.wait_status(message_id, "failed")
-    wait_until(lambda: agent.reply_event(message_id).status == EVENT_FAILED, 15, "failed")
+    agent.wait_event(message_id, EVENT_FAILED)
 
     delete_in_chatwoot(agent, message_id)
     wait_until(lambda: delete_event_done(agent, message_id), 15, "the delete done")
@@ -210,7 +210,7 @@ def test_a_failed_reply_deleted_then_replayed_by_the_retry_api_is_not_sent(
     graph.fail_recipient(CUSTOMER, 400, 131026)
     message_id = agent.reply("Never mind")
     agent.deliver_webhook(message_id)
-    wait_until(lambda: agent.reply_event(message_id).status == EVENT_FAILED, 15, "failed")
+    agent.wait_event(message_id, EVENT_FAILED)
     post_action(agent.bridge, "pause")
     delete_in_chatwoot(agent, message_id)
 

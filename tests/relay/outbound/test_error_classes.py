@@ -266,8 +266,7 @@ def test_permanent_codes_fail_the_reply_with_the_reason_and_the_chat_goes_on(
     refused = send(agent, "This one is refused")
     failed = agent.wait_status(refused, "failed")
     assert failed["external_error"] == f"{code}: {title}"
-    wait_until(lambda: agent.reply_event(refused).status == "failed", 10, "failed")
-    assert agent.reply_event(refused).last_error == f"{code}: {title}"
+    assert agent.wait_event(refused, "failed", 10).last_error == f"{code}: {title}"
 
     after = send(agent, "This one goes")
     agent.wait_status(after, "sent")
@@ -307,7 +306,7 @@ def test_marketing_limit_gives_up_after_three_tries(agent: AgentSide, graph: Fak
     failed = agent.wait_status(message_id, "failed")
     assert failed["external_error"].startswith("131049: ")
     assert failed["external_error"].endswith("(tried 3 times, a day apart)")
-    wait_until(lambda: agent.reply_event(message_id).status == "failed", 10, "failed")
+    agent.wait_event(message_id, "failed", 10)
     assert graph.sent == []
 
 
